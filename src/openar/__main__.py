@@ -1,0 +1,5 @@
+import sys
+
+from openar.cli import main
+
+sys.exit(main())

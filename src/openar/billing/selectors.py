@@ -1,0 +1,246 @@
+"""Reads shared by the portal, the desk and reports: set-based, one query each."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Count, Min, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+
+from openar.billing.models import CreditNote, Document, Invoice
+from openar.core.money import MoneyField, quantize
+from openar.customers.models import Activity, Customer
+from openar.payments.models import Allocation, Payment
+
+BUCKETS: tuple[tuple[str, str], ...] = (
+    ("current", "Current"),
+    ("d1_30", "1–30 days"),
+    ("d31_60", "31–60 days"),
+    ("d61_90", "61–90 days"),
+    ("d90_plus", "90+ days"),
+)
+
+
+def bucket_filters(today: datetime.date, prefix: str = "") -> dict[str, Q]:
+    """Aging buckets by days past due (today minus due date): current is not yet past due;
+    1–30, 31–60, 61–90 are inclusive ranges; 90+ is 91 days and more."""
+    due = f"{prefix}due_date"
+
+    def days(n: int) -> datetime.date:
+        return today - datetime.timedelta(days=n)
+
+    return {
+        "current": Q(**{f"{due}__gte": today}),
+        "d1_30": Q(**{f"{due}__lte": days(1), f"{due}__gte": days(30)}),
+        "d31_60": Q(**{f"{due}__lte": days(31), f"{due}__gte": days(60)}),
+        "d61_90": Q(**{f"{due}__lte": days(61), f"{due}__gte": days(90)}),
+        "d90_plus": Q(**{f"{due}__lt": days(90)}),
+    }
+
+
+@dataclass
+class Aging:
+    """What one customer (or a whole book) owes in one currency, and how late."""
+
+    currency: str
+    balance: Decimal = Decimal(0)
+    past_due: Decimal = Decimal(0)
+    buckets: dict[str, Decimal] = field(default_factory=dict)
+    open_count: int = 0
+    past_due_count: int = 0
+    next_due_date: datetime.date | None = None
+    oldest_past_due_date: datetime.date | None = None
+
+    @property
+    def bucket_rows(self) -> list[tuple[str, str, Decimal]]:
+        return [(key, label, self.buckets.get(key, Decimal(0))) for key, label in BUCKETS]
+
+
+def _aging_rows(invoices: QuerySet[Invoice], today: datetime.date) -> list[Aging]:
+    filters = bucket_filters(today)
+    rows = (
+        invoices.filter(open_amount__gt=0)
+        .values("currency")
+        .annotate(
+            balance=Sum("open_amount"),
+            past_due=Sum("open_amount", filter=Q(due_date__lt=today)),
+            open_count=Count("id"),
+            past_due_count=Count("id", filter=Q(due_date__lt=today)),
+            next_due_date=Min("due_date", filter=Q(due_date__gte=today)),
+            oldest_past_due_date=Min("due_date", filter=Q(due_date__lt=today)),
+            **{key: Sum("open_amount", filter=condition) for key, condition in filters.items()},
+        )
+        .order_by("currency")
+    )
+    result = []
+    for row in rows:
+        currency = row["currency"]
+        result.append(
+            Aging(
+                currency=currency,
+                balance=quantize(row["balance"] or 0, currency),
+                past_due=quantize(row["past_due"] or 0, currency),
+                buckets={key: quantize(row[key] or 0, currency) for key in filters},
+                open_count=row["open_count"],
+                past_due_count=row["past_due_count"],
+                next_due_date=row["next_due_date"],
+                oldest_past_due_date=row["oldest_past_due_date"],
+            )
+        )
+    return result
+
+
+def customer_aging(customer: Customer, today: datetime.date) -> list[Aging]:
+    """The customer's balance, past-due amount and aging buckets, one entry per currency
+    (the customer's own currency first; an entry with zeros when nothing is open)."""
+    rows = _aging_rows(Invoice.objects.filter(customer=customer), today)
+    if not any(row.currency == customer.currency for row in rows):
+        rows.append(Aging(currency=customer.currency, buckets={key: Decimal(0) for key, _ in BUCKETS}))
+    rows.sort(key=lambda row: (row.currency != customer.currency, row.currency))
+    return rows
+
+
+def book_aging(today: datetime.date) -> list[Aging]:
+    """The whole organization's receivables (the active scope), per currency."""
+    return _aging_rows(Invoice.objects.all(), today)
+
+
+INVOICE_STATUSES = ("open", "past_due", "paid", "all")
+INVOICE_SORTS = {
+    "due": ("due_date", "pk"),
+    "-due": ("-due_date", "-pk"),
+    "issued": ("issue_date", "pk"),
+    "-issued": ("-issue_date", "-pk"),
+    "number": ("number",),
+    "-number": ("-number",),
+    "amount": ("total", "pk"),
+    "-amount": ("-total", "-pk"),
+    "open": ("open_amount", "pk"),
+    "-open": ("-open_amount", "-pk"),
+}
+
+
+def invoice_list(
+    customer: Customer,
+    *,
+    today: datetime.date,
+    status: str = "open",
+    search: str = "",
+    sort: str = "due",
+) -> QuerySet[Invoice]:
+    """The customer's invoices filtered by status and by invoice or PO number. Unknown
+    status or sort values fall back to the defaults (front doors validate first)."""
+    invoices = Invoice.objects.filter(customer=customer)
+    if status == "open":
+        invoices = invoices.filter(open_amount__gt=0)
+    elif status == "past_due":
+        invoices = invoices.filter(open_amount__gt=0, due_date__lt=today)
+    elif status == "paid":
+        invoices = invoices.filter(open_amount=0)
+    search = search.strip()
+    if search:
+        invoices = invoices.filter(Q(number__icontains=search) | Q(po_number__icontains=search))
+    order = INVOICE_SORTS.get(sort) or (INVOICE_SORTS["-issued"] if status in ("paid", "all") else INVOICE_SORTS["due"])
+    return invoices.only(
+        "id", "number", "po_number", "issue_date", "due_date", "currency", "total", "open_amount"
+    ).order_by(*order)
+
+
+@dataclass(frozen=True)
+class AppliedItem:
+    kind: str  # "payment" or "credit_note"
+    date: datetime.date
+    label: str
+    amount: Decimal
+    reversed: bool
+
+
+def invoice_applied(invoice: Invoice) -> list[AppliedItem]:
+    """Payments and credit notes applied to an invoice, oldest first."""
+    items = []
+    for allocation in (
+        Allocation.objects.filter(invoice=invoice)
+        .select_related("payment", "credit_note")
+        .order_by("created_at", "pk")
+    ):
+        if allocation.payment is not None:
+            payment = allocation.payment
+            label = f"Payment by {payment.get_method_display()}"
+            if payment.reference:
+                label += f" · ref. {payment.reference}"
+            date = payment.received_at.date()
+            kind = "payment"
+        else:
+            note = allocation.credit_note
+            assert note is not None  # noqa: S101  (the allocation_one_source constraint)
+            label = f"Credit note {note.number} · {note.reason}"
+            date = note.issue_date
+            kind = "credit_note"
+        items.append(AppliedItem(kind, date, label, allocation.amount, allocation.reversed_at is not None))
+    return items
+
+
+def customer_timeline(customer: Customer, *, visibilities: tuple[str, ...]) -> QuerySet[Activity]:
+    return Activity.objects.filter(customer=customer, visibility__in=visibilities).order_by(
+        "-occurred_at", "-pk"
+    )
+
+
+CUSTOMER_VISIBLE = (Activity.Visibility.CUSTOMER,)
+STAFF_VISIBLE = tuple(Activity.Visibility.values)
+
+
+def customer_documents(customer: Customer, *, for_customer: bool) -> QuerySet[Document]:
+    documents = Document.objects.filter(customer=customer).select_related("invoice")
+    if for_customer:
+        documents = documents.filter(visible_to_customer=True)
+    return documents
+
+
+def customer_payments(customer: Customer) -> QuerySet[Payment]:
+    return Payment.objects.filter(customer=customer).order_by("-received_at", "-pk")
+
+
+def customer_credit_notes(customer: Customer) -> QuerySet[CreditNote]:
+    return CreditNote.objects.filter(customer=customer).select_related("invoice").order_by("-issue_date", "-pk")
+
+
+CUSTOMER_SORTS = {
+    "name": ("name", "pk"),
+    "-name": ("-name", "-pk"),
+    "number": ("number",),
+    "-number": ("-number",),
+    "balance": ("balance", "pk"),
+    "-balance": ("-balance", "-pk"),
+    "past_due": ("past_due", "pk"),
+    "-past_due": ("-past_due", "-pk"),
+}
+
+
+def customers_with_aging(
+    today: datetime.date, *, search: str = "", sort: str = "name"
+) -> QuerySet[Customer]:
+    """Customers of the active organization with balance, past due and aging buckets.
+    Sums are in each invoice's currency; the desk shows them with the customer's currency,
+    which is what nearly every account uses."""
+    customers = Customer.objects.all()
+    search = search.strip()
+    if search:
+        customers = customers.filter(
+            Q(name__icontains=search) | Q(number__icontains=search) | Q(email__icontains=search)
+        )
+    open_q = Q(invoices__open_amount__gt=0)
+
+    def open_sum(condition: Q) -> Coalesce:
+        return Coalesce(Sum("invoices__open_amount", filter=condition), Value(Decimal(0)), output_field=MoneyField())
+
+    annotations = {
+        "balance": open_sum(open_q),
+        "past_due": open_sum(open_q & Q(invoices__due_date__lt=today)),
+    }
+    for key, condition in bucket_filters(today, prefix="invoices__").items():
+        annotations[key] = open_sum(open_q & condition)
+    order = CUSTOMER_SORTS.get(sort, CUSTOMER_SORTS["name"])
+    return customers.annotate(**annotations).order_by(*order)

@@ -1,0 +1,105 @@
+"""The parties that owe (an agency calls them debtor accounts), their contacts, and the
+one timeline of what happened on each."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from openar.core.models import TenantModel
+from openar.core.money import CURRENCY_CHOICES
+
+
+class Customer(TenantModel):
+    creditor = models.ForeignKey("tenants.Creditor", on_delete=models.PROTECT, related_name="customers")
+    number = models.CharField(max_length=40, help_text="Account number, unique in the organization.")
+    name = models.CharField(max_length=200)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="USD")
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    region = models.CharField(max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    payment_terms_days = models.PositiveSmallIntegerField(default=30)
+    assigned_collector = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    placed_at = models.DateTimeField(null=True, blank=True, help_text="When an agency's client placed it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "number"], name="customer_number_unique"),
+        ]
+        indexes = [models.Index(fields=["organization", "name"], name="customer_org_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.number})"
+
+    @property
+    def address_lines(self) -> list[str]:
+        city_line = " ".join(p for p in (self.city, self.region, self.postal_code) if p)
+        return [p for p in (self.address_line1, self.address_line2, city_line, self.country) if p]
+
+
+class Contact(TenantModel):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200)
+    title = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    is_primary = models.BooleanField(default=False)
+    consent_email = models.BooleanField(default=True)
+    consent_sms = models.BooleanField(default=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Activity(TenantModel):
+    """One entry of a customer's timeline. ``visibility`` says who may read it: internal
+    notes are for staff only and never shown to creditor clients or customers."""
+
+    class Kind(models.TextChoices):
+        NOTE = "note", "Note"
+        CALL = "call", "Call attempt"
+        LETTER = "letter", "Letter"
+        EMAIL = "email", "Email"
+        SMS = "sms", "SMS"
+        PORTAL = "portal", "Portal"
+        INVOICE = "invoice", "Invoice"
+        CREDIT = "credit", "Credit note"
+        PAYMENT = "payment", "Payment"
+        STATUS = "status", "Status change"
+
+    class Visibility(models.TextChoices):
+        INTERNAL = "internal", "Staff only"
+        CREDITOR = "creditor", "Staff and creditor"
+        CUSTOMER = "customer", "Everyone on the account"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="activities")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    visibility = models.CharField(max_length=20, choices=Visibility.choices, default=Visibility.CUSTOMER)
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    summary = models.CharField(max_length=300)
+    body = models.TextField(blank=True)
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "-occurred_at"], name="activity_customer_time")]
+        ordering = ["-occurred_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.summary

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from openar.portal import views
+
+app_name = "portal"
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("invoices/", views.invoices, name="invoices"),
+    path("invoices/<int:invoice_id>/", views.invoice_detail, name="invoice"),
+    path("statement/", views.statement, name="statement"),
+    path("statement.pdf", views.statement_pdf, name="statement_pdf"),
+    path("documents/", views.documents, name="documents"),
+    path("documents/<int:document_id>/download", views.document_download, name="document_download"),
+    path("activity/", views.activity, name="activity"),
+]

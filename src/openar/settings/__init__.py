@@ -1,0 +1,1 @@
+"""Settings, one module per environment; every value comes from the environment."""

@@ -1,0 +1,12 @@
+"""The demo: DEBUG on, a generated secret key kept in the data folder, mail to a local outbox."""
+
+from __future__ import annotations
+
+from openar.settings.base import *  # noqa: F403
+from openar.settings.base import SECRET_KEY
+from openar.settings.env import env_str, generated_secret_key
+
+DEBUG = True
+SECRET_KEY = SECRET_KEY or generated_secret_key()
+EMAIL_BACKEND = env_str("OPENAR_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+AUTH_PASSWORD_VALIDATORS: list[dict[str, object]] = []

@@ -1,0 +1,22 @@
+"""Production: every secret from the environment, HTTPS assumed behind a proxy."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from openar.settings.base import *  # noqa: F403
+from openar.settings.base import SECRET_KEY
+from openar.settings.env import env_bool, env_int
+
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "OPENAR_SECRET_KEY is not set. Generate one with: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+
+SECURE_SSL_REDIRECT = env_bool("OPENAR_SSL_REDIRECT", True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = env_bool("OPENAR_SECURE_COOKIES", True)
+CSRF_COOKIE_SECURE = env_bool("OPENAR_SECURE_COOKIES", True)
+SECURE_HSTS_SECONDS = env_int("OPENAR_HSTS_SECONDS", 0)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]

@@ -1,0 +1,57 @@
+"""Runs every request inside the tenant scope of the signed-in user's membership."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django_scopes import scope, scopes_disabled
+
+from openar.tenants.models import Membership
+
+SESSION_KEY = "openar_membership_id"
+
+
+def memberships_of(user) -> list[Membership]:  # type: ignore[no-untyped-def]
+    """The user's own active memberships, across organizations (used to choose a scope)."""
+    with scopes_disabled():
+        return list(
+            Membership.objects.filter(user=user, is_active=True)
+            .select_related("organization", "creditor", "customer")
+            .order_by("id")
+        )
+
+
+def membership_for_request(request: HttpRequest) -> Membership | None:
+    user = request.user
+    if not user.is_authenticated or not user.is_active:
+        return None
+    wanted = request.session.get(SESSION_KEY)
+    memberships = memberships_of(user)
+    for membership in memberships:
+        if membership.pk == wanted:
+            return membership
+    return memberships[0] if memberships else None
+
+
+class TenantScopeMiddleware:
+    """Sets ``request.membership`` and ``request.organization`` and activates the scope.
+
+    Outside a membership (anonymous pages) the scope is empty, so any tenant query raises.
+    Superusers get an unscoped request only inside Django's admin.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/admin/") and getattr(request.user, "is_superuser", False):
+            request.membership = None  # type: ignore[attr-defined]
+            request.organization = None  # type: ignore[attr-defined]
+            with scopes_disabled():
+                return self.get_response(request)
+        membership = membership_for_request(request)
+        request.membership = membership  # type: ignore[attr-defined]
+        request.organization = membership.organization if membership else None  # type: ignore[attr-defined]
+        with scope(organization=request.organization):
+            return self.get_response(request)

@@ -1,0 +1,127 @@
+"""Organizations (tenants), their creditors, and who belongs to them in which role."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from openar.core.models import TenantModel
+from openar.core.money import CURRENCY_CHOICES
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not a time zone name such as 'America/Toronto'") from exc
+
+
+class Organization(models.Model):
+    """A tenant: a supplier collecting its own receivables, or a collection agency."""
+
+    class Kind(models.TextChoices):
+        SUPPLIER = "supplier", "Supplier"
+        AGENCY = "agency", "Collection agency"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SUPPLIER)
+    default_currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="USD")
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def today(self):  # type: ignore[no-untyped-def]
+        """Today's date where the organization is: due dates and aging are counted in it."""
+        return timezone.now().astimezone(self.tz).date()
+
+
+class Creditor(TenantModel):
+    """Who is owed. A supplier is its own single creditor; an agency has one per client."""
+
+    name = models.CharField(max_length=200)
+    code = models.SlugField(max_length=40)
+    is_self = models.BooleanField(default=False, help_text="The organization itself (suppliers).")
+    commission_rate = models.DecimalField(
+        max_digits=5, decimal_places=4, default=0, help_text="Agency commission on collections."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "code"], name="creditor_code_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Organization admin"
+    MANAGER = "manager", "Manager (read-only)"
+    COLLECTOR = "collector", "Collector"
+    CREDITOR = "creditor", "Creditor client"
+    CUSTOMER = "customer", "Customer contact"
+
+
+STAFF_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.COLLECTOR})
+
+
+class Membership(TenantModel):
+    """A user's place in an organization. A creditor-client user is bound to one creditor;
+    a customer user to one customer."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    creditor = models.ForeignKey(Creditor, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(
+        "customers.Customer", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="membership_binding_matches_role",
+                condition=(
+                    models.Q(role="creditor", creditor__isnull=False, customer__isnull=True)
+                    | models.Q(role="customer", customer__isnull=False, creditor__isnull=True)
+                    | models.Q(
+                        role__in=["admin", "manager", "collector"],
+                        creditor__isnull=True,
+                        customer__isnull=True,
+                    )
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["user", "organization"],
+                condition=models.Q(role__in=["admin", "manager", "collector"]),
+                name="membership_staff_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "creditor"], name="membership_creditor_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "customer"], name="membership_customer_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_role_display()} · {self.organization_id}"
+
+    @property
+    def is_staff_role(self) -> bool:
+        return self.role in STAFF_ROLES
