@@ -29,7 +29,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _setup("openar.settings.demo")
     from django.core.management import call_command
 
-    from openar.demo import demo_links, demo_seed_if_empty
+    from openar.demo import demo_links, demo_password, demo_seed_if_empty
 
     call_command("migrate", interactive=False, verbosity=0)
     created = demo_seed_if_empty()
@@ -39,7 +39,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("Sign in as:")
     for persona, email, url in demo_links(base):
         print(f"  {persona:<22} {email:<36} {url}")
-    print("Every demo user's password is also shown on the sign-in page of each link.", flush=True)
+    print(
+        f"Or sign in at {base}/accounts/login/ with one of these emails and the password "
+        f"{demo_password()!r}. Mail goes to the outbox folder in the data folder.",
+        flush=True,
+    )
     if args.no_serve:
         return 0
     call_command("runserver", f"127.0.0.1:{args.port}", use_reloader=False, use_threading=True)
@@ -114,9 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="production server (gunicorn)")
     serve.add_argument("--bind", default=os.environ.get("OPENAR_BIND", "127.0.0.1:8000"))
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("OPENAR_WORKERS", "0")) or (
-        2 * (os.cpu_count() or 1)
-    ))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("OPENAR_WORKERS", "0")) or (2 * (os.cpu_count() or 1)),
+    )
     serve.add_argument("--access-log", action="store_true")
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
     serve.set_defaults(func=cmd_serve)

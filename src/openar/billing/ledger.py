@@ -159,7 +159,7 @@ def ledger_check(organization_id: int | None = None) -> list[Mismatch]:
     """Recompute every balance from invoices, credit notes and allocations, set-based in SQL,
     and return each mismatch (an empty list means the ledger is consistent)."""
     mismatches: list[Mismatch] = []
-    params: list[object] = []
+    params: list[int] = []
     filters = {"org_i": "", "org_p": "", "org_c": "", "org_a": ""}
     if organization_id is not None:
         filters = {key: f"AND {key[-1]}.organization_id = %s" for key in filters}
@@ -169,6 +169,8 @@ def ledger_check(organization_id: int | None = None) -> list[Mismatch]:
             cursor.execute(sql.format(**filters), params)
             for org_id, object_id, number, stored, computed in cursor.fetchall():
                 mismatches.append(
-                    Mismatch(kind, org_id, object_id, number or "", _decimal(stored), _decimal(computed), detail)
+                    Mismatch(
+                        kind, org_id, object_id, number or "", _decimal(stored), _decimal(computed), detail
+                    )
                 )
     return mismatches

@@ -38,7 +38,9 @@ class Invoice(TenantModel):
                 name="invoice_open_within_total",
                 condition=Q(open_amount__gte=0) & Q(open_amount__lte=models.F("total")),
             ),
-            models.CheckConstraint(name="invoice_due_after_issue", condition=Q(due_date__gte=models.F("issue_date"))),
+            models.CheckConstraint(
+                name="invoice_due_after_issue", condition=Q(due_date__gte=models.F("issue_date"))
+            ),
         ]
         indexes = [
             models.Index(fields=["customer", "-issue_date", "-id"], name="invoice_customer_issued"),

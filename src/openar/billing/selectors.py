@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
@@ -76,17 +77,18 @@ def _aging_rows(invoices: QuerySet[Invoice], today: datetime.date) -> list[Aging
     )
     result = []
     for row in rows:
-        currency = row["currency"]
+        values: dict[str, Any] = dict(row)
+        currency = values["currency"]
         result.append(
             Aging(
                 currency=currency,
-                balance=quantize(row["balance"] or 0, currency),
-                past_due=quantize(row["past_due"] or 0, currency),
-                buckets={key: quantize(row[key] or 0, currency) for key in filters},
-                open_count=row["open_count"],
-                past_due_count=row["past_due_count"],
-                next_due_date=row["next_due_date"],
-                oldest_past_due_date=row["oldest_past_due_date"],
+                balance=quantize(values["balance"] or 0, currency),
+                past_due=quantize(values["past_due"] or 0, currency),
+                buckets={key: quantize(values[key] or 0, currency) for key in filters},
+                open_count=values["open_count"],
+                past_due_count=values["past_due_count"],
+                next_due_date=values["next_due_date"],
+                oldest_past_due_date=values["oldest_past_due_date"],
             )
         )
     return result
@@ -142,7 +144,9 @@ def invoice_list(
     search = search.strip()
     if search:
         invoices = invoices.filter(Q(number__icontains=search) | Q(po_number__icontains=search))
-    order = INVOICE_SORTS.get(sort) or (INVOICE_SORTS["-issued"] if status in ("paid", "all") else INVOICE_SORTS["due"])
+    order = INVOICE_SORTS.get(sort) or (
+        INVOICE_SORTS["-issued"] if status in ("paid", "all") else INVOICE_SORTS["due"]
+    )
     return invoices.only(
         "id", "number", "po_number", "issue_date", "due_date", "currency", "total", "open_amount"
     ).order_by(*order)
@@ -204,7 +208,9 @@ def customer_payments(customer: Customer) -> QuerySet[Payment]:
 
 
 def customer_credit_notes(customer: Customer) -> QuerySet[CreditNote]:
-    return CreditNote.objects.filter(customer=customer).select_related("invoice").order_by("-issue_date", "-pk")
+    return (
+        CreditNote.objects.filter(customer=customer).select_related("invoice").order_by("-issue_date", "-pk")
+    )
 
 
 CUSTOMER_SORTS = {
@@ -219,9 +225,7 @@ CUSTOMER_SORTS = {
 }
 
 
-def customers_with_aging(
-    today: datetime.date, *, search: str = "", sort: str = "name"
-) -> QuerySet[Customer]:
+def customers_with_aging(today: datetime.date, *, search: str = "", sort: str = "name") -> QuerySet[Customer]:
     """Customers of the active organization with balance, past due and aging buckets.
     Sums are in each invoice's currency; the desk shows them with the customer's currency,
     which is what nearly every account uses."""
@@ -234,7 +238,9 @@ def customers_with_aging(
     open_q = Q(invoices__open_amount__gt=0)
 
     def open_sum(condition: Q) -> Coalesce:
-        return Coalesce(Sum("invoices__open_amount", filter=condition), Value(Decimal(0)), output_field=MoneyField())
+        return Coalesce(
+            Sum("invoices__open_amount", filter=condition), Value(Decimal(0)), output_field=MoneyField()
+        )
 
     annotations = {
         "balance": open_sum(open_q),

@@ -98,7 +98,8 @@ def invoice_issue(
             activity_record(
                 customer=customer,
                 kind=Activity.Kind.INVOICE,
-                summary=f"Invoice {number} issued for {format_money(total, currency)}, due {due_date:%Y-%m-%d}",
+                summary=f"Invoice {number} issued for {format_money(total, currency)}, "
+                f"due {due_date:%Y-%m-%d}",
                 invoice_id=invoice.pk,
                 actor=actor,
             )

@@ -5,4 +5,8 @@ from django.http import HttpRequest
 
 
 def site(request: HttpRequest) -> dict[str, object]:
-    return {"site_name": "OpenAR", "debug": settings.DEBUG}
+    return {
+        "site_name": "OpenAR",
+        "debug": settings.DEBUG,
+        "demo_password": getattr(settings, "OPENAR_DEMO_PASSWORD", ""),
+    }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django_scopes import ScopedManager
+
+from openar.core.scoping import TenantManager
 
 
 class TenantModel(models.Model):
@@ -17,7 +18,7 @@ class TenantModel(models.Model):
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.PROTECT, related_name="+")
 
-    objects = ScopedManager(organization="organization")
+    objects = TenantManager()
 
     class Meta:
         abstract = True

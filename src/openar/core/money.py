@@ -3,19 +3,47 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 from django.db import models
 
 # ISO 4217 minor units for currencies whose exponent is not 2.
 _EXPONENTS: dict[str, int] = {
-    "BHD": 3, "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3,
-    "JPY": 0, "KMF": 0, "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0,
-    "TND": 3, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    "BHD": 3,
+    "BIF": 0,
+    "CLP": 0,
+    "DJF": 0,
+    "GNF": 0,
+    "IQD": 3,
+    "ISK": 0,
+    "JOD": 3,
+    "JPY": 0,
+    "KMF": 0,
+    "KRW": 0,
+    "KWD": 3,
+    "LYD": 3,
+    "OMR": 3,
+    "PYG": 0,
+    "RWF": 0,
+    "TND": 3,
+    "UGX": 0,
+    "UYI": 0,
+    "VND": 0,
+    "VUV": 0,
+    "XAF": 0,
+    "XOF": 0,
+    "XPF": 0,
 }
 CURRENCY_CHOICES = [
-    ("USD", "US dollar"), ("CAD", "Canadian dollar"), ("EUR", "Euro"),
-    ("GBP", "Pound sterling"), ("CHF", "Swiss franc"), ("AUD", "Australian dollar"),
-    ("JPY", "Japanese yen"), ("MXN", "Mexican peso"), ("KWD", "Kuwaiti dinar"),
+    ("USD", "US dollar"),
+    ("CAD", "Canadian dollar"),
+    ("EUR", "Euro"),
+    ("GBP", "Pound sterling"),
+    ("CHF", "Swiss franc"),
+    ("AUD", "Australian dollar"),
+    ("JPY", "Japanese yen"),
+    ("MXN", "Mexican peso"),
+    ("KWD", "Kuwaiti dinar"),
 ]
 _SYMBOLS = {"USD": "$", "CAD": "CA$", "EUR": "€", "GBP": "£", "AUD": "A$", "JPY": "¥"}
 
@@ -66,7 +94,7 @@ class MoneyField(models.DecimalField):
         kwargs.setdefault("decimal_places", 4)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
-    def deconstruct(self):  # type: ignore[no-untyped-def]
+    def deconstruct(self) -> Any:
         name, path, args, kwargs = super().deconstruct()
         kwargs.pop("max_digits", None)
         kwargs.pop("decimal_places", None)

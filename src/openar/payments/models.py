@@ -75,11 +75,15 @@ class Allocation(TenantModel):
             models.CheckConstraint(name="allocation_amount_positive", condition=Q(amount__gt=0)),
             models.CheckConstraint(
                 name="allocation_one_source",
-                condition=(Q(payment__isnull=False, credit_note__isnull=True)
-                           | Q(payment__isnull=True, credit_note__isnull=False)),
+                condition=(
+                    Q(payment__isnull=False, credit_note__isnull=True)
+                    | Q(payment__isnull=True, credit_note__isnull=False)
+                ),
             ),
         ]
-        indexes = [models.Index(fields=["invoice"], condition=Q(reversed_at__isnull=True), name="allocation_active")]
+        indexes = [
+            models.Index(fields=["invoice"], condition=Q(reversed_at__isnull=True), name="allocation_active")
+        ]
 
     def __str__(self) -> str:
         return f"{self.amount} → {self.invoice_id}"

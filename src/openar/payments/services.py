@@ -63,10 +63,10 @@ def payment_record(
             for pk in open_ids:
                 if left <= 0:
                     break
-                invoice = locked[pk]
-                part = min(left, invoice.open_amount)
+                candidate = locked[pk]
+                part = min(left, candidate.open_amount)
                 if part > 0:
-                    plan.append((invoice, part))
+                    plan.append((candidate, part))
                     left -= part
         else:
             locked = invoices_lock([item.invoice.pk for item in allocations])

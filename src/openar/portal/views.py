@@ -1,2 +1,176 @@
-def home(request): ...
-overview = invoices = invoice_detail = statement = statement_pdf = documents = document_download = activity = home
+"""The customer portal (read side). Every query is the signed-in customer's own: an id of
+another customer or organization is a 404."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_safe
+
+from openar.billing import selectors
+from openar.billing.models import Document, Invoice
+from openar.billing.presenters import (
+    ROW_FIELDS,
+    document_response,
+    invoice_row,
+    statement_pdf_response,
+)
+from openar.billing.statements import statement_for
+from openar.customers.models import Customer
+from openar.tenants.access import customer_required, landing_url
+
+INVOICE_PAGE_SIZE = 25
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect(landing_url(getattr(request, "membership", None)))
+
+
+def _customer(request: HttpRequest) -> Customer:
+    customer: Customer = request.membership.customer  # type: ignore[attr-defined]
+    return customer
+
+
+def _clean(value: str | None, allowed: Collection[str], default: str) -> str:
+    return value if value is not None and value in allowed else default
+
+
+@require_safe
+@customer_required
+def overview(request: HttpRequest) -> HttpResponse:
+    customer = _customer(request)
+    today = customer.organization.today()
+    aging = selectors.customer_aging(customer, today)
+    past_due = list(
+        Invoice.objects.filter(customer=customer, open_amount__gt=0, due_date__lt=today)
+        .only(*ROW_FIELDS)
+        .order_by("due_date", "pk")[:5]
+    )
+    next_due = list(
+        Invoice.objects.filter(customer=customer, open_amount__gt=0, due_date__gte=today)
+        .only(*ROW_FIELDS)
+        .order_by("due_date", "pk")[:3]
+    )
+    recent = list(selectors.customer_timeline(customer, visibilities=selectors.CUSTOMER_VISIBLE)[:5])
+    return render(
+        request,
+        "portal/overview.html",
+        {
+            "customer": customer,
+            "today": today,
+            "aging": aging,
+            "primary": aging[0],
+            "past_due_rows": [invoice_row(invoice, today) for invoice in past_due],
+            "next_due_rows": [invoice_row(invoice, today) for invoice in next_due],
+            "recent": recent,
+            "nav": "overview",
+        },
+    )
+
+
+@require_safe
+@customer_required
+def invoices(request: HttpRequest) -> HttpResponse:
+    customer = _customer(request)
+    today = customer.organization.today()
+    status = _clean(request.GET.get("status"), selectors.INVOICE_STATUSES, "open")
+    sort = _clean(request.GET.get("sort"), selectors.INVOICE_SORTS, "")
+    search = (request.GET.get("q") or "")[:60]
+    queryset = selectors.invoice_list(customer, today=today, status=status, search=search, sort=sort)
+    page = Paginator(queryset, INVOICE_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "portal/invoices.html",
+        {
+            "customer": customer,
+            "rows": [invoice_row(invoice, today) for invoice in page.object_list],
+            "page": page,
+            "status": status,
+            "sort": sort,
+            "search": search,
+            "statuses": [("open", "Open"), ("past_due", "Past due"), ("paid", "Paid"), ("all", "All")],
+            "nav": "invoices",
+        },
+    )
+
+
+@require_safe
+@customer_required
+def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    customer = _customer(request)
+    invoice = get_object_or_404(Invoice, pk=invoice_id, customer=customer)
+    today = customer.organization.today()
+    return render(
+        request,
+        "portal/invoice_detail.html",
+        {
+            "customer": customer,
+            "invoice": invoice,
+            "row": invoice_row(invoice, today),
+            "lines": list(invoice.lines.all()),
+            "applied": selectors.invoice_applied(invoice),
+            "documents": list(invoice.documents.filter(visible_to_customer=True)),
+            "nav": "invoices",
+        },
+    )
+
+
+@require_safe
+@customer_required
+def statement(request: HttpRequest) -> HttpResponse:
+    customer = _customer(request)
+    data = statement_for(customer, customer.organization.today())
+    return render(
+        request, "portal/statement.html", {"customer": customer, "statement": data, "nav": "statement"}
+    )
+
+
+@require_safe
+@customer_required
+def statement_pdf(request: HttpRequest) -> HttpResponse:
+    customer = _customer(request)
+    return statement_pdf_response(customer)
+
+
+@require_safe
+@customer_required
+def documents(request: HttpRequest) -> HttpResponse:
+    customer = _customer(request)
+    kinds = dict(Document.Kind.choices)
+    kind = _clean(request.GET.get("kind"), kinds, "")
+    queryset = selectors.customer_documents(customer, for_customer=True)
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    page = Paginator(queryset, 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "portal/documents.html",
+        {
+            "customer": customer,
+            "page": page,
+            "kind": kind,
+            "kinds": Document.Kind.choices,
+            "nav": "documents",
+        },
+    )
+
+
+@require_safe
+@customer_required
+def document_download(request: HttpRequest, document_id: int) -> HttpResponseBase:
+    customer = _customer(request)
+    document = get_object_or_404(Document, pk=document_id, customer=customer, visible_to_customer=True)
+    return document_response(document)
+
+
+@require_safe
+@customer_required
+def activity(request: HttpRequest) -> HttpResponse:
+    customer = _customer(request)
+    queryset = selectors.customer_timeline(customer, visibilities=selectors.CUSTOMER_VISIBLE)
+    page = Paginator(queryset, 30).get_page(request.GET.get("page"))
+    return render(request, "portal/activity.html", {"customer": customer, "page": page, "nav": "activity"})

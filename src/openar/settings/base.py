@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from openar.settings.env import (
@@ -73,6 +74,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "openar.core.context_processors.site",
             ],
+            "builtins": ["openar.core.templatetags.openar"],
         },
     }
 ]
@@ -128,6 +130,8 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("OPENAR_STATIC_ROOT", str(DATA_DIR / "static")))
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise expects it, even when empty
 MEDIA_ROOT = Path(env_str("OPENAR_MEDIA_ROOT", str(DATA_DIR / "media")))
 MEDIA_URL = "/media/"  # never served directly: documents go through an access-checked view
 STORAGES = {

@@ -9,4 +9,7 @@ from openar.settings.env import env_str, generated_secret_key
 DEBUG = True
 SECRET_KEY = SECRET_KEY or generated_secret_key()
 EMAIL_BACKEND = env_str("OPENAR_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
-AUTH_PASSWORD_VALIDATORS: list[dict[str, object]] = []
+AUTH_PASSWORD_VALIDATORS: list[dict[str, object]] = []  # type: ignore[no-redef]
+
+OPENAR_DEMO = True
+OPENAR_DEMO_PASSWORD = "openar-demo"  # noqa: S105  (printed for people trying the demo)

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from openar.settings.base import *  # noqa: F403
 from openar.settings.env import database_from_url, env_str
 
 SECRET_KEY = "test-only-secret-key-not-for-production"  # noqa: S105
-DATABASES = {
-    "default": database_from_url(
-        env_str("OPENAR_TEST_DATABASE_URL") or "sqlite:///:memory:"
-    )
-}
-DATABASES["default"]["CONN_MAX_AGE"] = 0
-DATABASES["default"]["TEST"] = {"NAME": None}
+_database: dict[str, Any] = database_from_url(env_str("OPENAR_TEST_DATABASE_URL") or "sqlite:///:memory:")
+_database["CONN_MAX_AGE"] = 0
+DATABASES = {"default": _database}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
-LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+LOGGING: dict[str, Any] = {  # type: ignore[no-redef]
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "openar.core.logging.RequestIdFilter"}},
+    "formatters": {"text": {"format": "%(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "text"}
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-ACCOUNT_RATE_LIMITS = False
+ACCOUNT_RATE_LIMITS: dict[str, str] | bool = False  # type: ignore[no-redef]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django_scopes import scope, scopes_disabled
@@ -12,7 +13,7 @@ from openar.tenants.models import Membership
 SESSION_KEY = "openar_membership_id"
 
 
-def memberships_of(user) -> list[Membership]:  # type: ignore[no-untyped-def]
+def memberships_of(user: Any) -> list[Membership]:
     """The user's own active memberships, across organizations (used to choose a scope)."""
     with scopes_disabled():
         return list(
@@ -53,5 +54,5 @@ class TenantScopeMiddleware:
         membership = membership_for_request(request)
         request.membership = membership  # type: ignore[attr-defined]
         request.organization = membership.organization if membership else None  # type: ignore[attr-defined]
-        with scope(organization=request.organization):
+        with scope(organization=membership.organization if membership else None):
             return self.get_response(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import zoneinfo
 
 from django.conf import settings
@@ -43,7 +44,7 @@ class Organization(models.Model):
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
 
-    def today(self):  # type: ignore[no-untyped-def]
+    def today(self) -> datetime.date:
         """Today's date where the organization is: due dates and aging are counted in it."""
         return timezone.now().astimezone(self.tz).date()
 
@@ -111,12 +112,8 @@ class Membership(TenantModel):
                 condition=models.Q(role__in=["admin", "manager", "collector"]),
                 name="membership_staff_unique",
             ),
-            models.UniqueConstraint(
-                fields=["user", "creditor"], name="membership_creditor_unique"
-            ),
-            models.UniqueConstraint(
-                fields=["user", "customer"], name="membership_customer_unique"
-            ),
+            models.UniqueConstraint(fields=["user", "creditor"], name="membership_creditor_unique"),
+            models.UniqueConstraint(fields=["user", "customer"], name="membership_customer_unique"),
         ]
 
     def __str__(self) -> str:
