@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from openar.billing.models import Invoice
 from openar.core.errors import LedgerError
+from openar.core.money import format_money
 
 
 def invoices_lock(ids: list[int]) -> dict[int, Invoice]:
@@ -35,7 +36,8 @@ def invoice_apply(invoice: Invoice, amount: Decimal) -> None:
     after = before - amount
     if after < 0:
         raise LedgerError(
-            f"Invoice {invoice.number} has {before} {invoice.currency} open; {amount} is more than that."
+            f"Invoice {invoice.number} has {format_money(before, invoice.currency)} open; "
+            f"{format_money(amount, invoice.currency)} is more than that."
         )
     if after > invoice.total:
         raise LedgerError(f"Invoice {invoice.number} cannot be re-opened beyond its total.")

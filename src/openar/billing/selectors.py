@@ -134,6 +134,8 @@ def invoice_list(
 ) -> QuerySet[Invoice]:
     """The customer's invoices filtered by status and by invoice or PO number. Unknown
     status or sort values fall back to the defaults (front doors validate first)."""
+    if status not in INVOICE_STATUSES:
+        status = "open"
     invoices = Invoice.objects.filter(customer=customer)
     if status == "open":
         invoices = invoices.filter(open_amount__gt=0)

@@ -64,7 +64,7 @@ def payment_record(
                 if left <= 0:
                     break
                 candidate = locked[pk]
-                part = min(left, candidate.open_amount)
+                part = quantize(min(left, candidate.open_amount), currency)
                 if part > 0:
                     plan.append((candidate, part))
                     left -= part

@@ -11,16 +11,24 @@ from django_scopes import scope, scopes_disabled
 from openar.tenants.models import Membership
 
 SESSION_KEY = "openar_membership_id"
+UNSCOPED_PATHS = frozenset({"/healthz", "/readyz"})
+STATIC_PREFIX = "/static/"
 
 
 def memberships_of(user: Any) -> list[Membership]:
     """The user's own active memberships, across organizations (used to choose a scope)."""
     with scopes_disabled():
-        return list(
+        memberships = list(
             Membership.objects.filter(user=user, is_active=True)
             .select_related("organization", "creditor", "customer")
             .order_by("id")
         )
+    for membership in memberships:
+        # One Organization instance for the whole request (saves a query per page).
+        for bound in (membership.customer, membership.creditor):
+            if bound is not None:
+                bound.organization = membership.organization
+    return memberships
 
 
 def membership_for_request(request: HttpRequest) -> Membership | None:
@@ -46,6 +54,12 @@ class TenantScopeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path in UNSCOPED_PATHS or request.path.startswith(STATIC_PREFIX):
+            # Probes and static files need no tenant; their scope stays empty (queries raise).
+            request.membership = None  # type: ignore[attr-defined]
+            request.organization = None  # type: ignore[attr-defined]
+            with scope(organization=None):
+                return self.get_response(request)
         if request.path.startswith("/admin/") and getattr(request.user, "is_superuser", False):
             request.membership = None  # type: ignore[attr-defined]
             request.organization = None  # type: ignore[attr-defined]
