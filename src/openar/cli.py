@@ -27,6 +27,7 @@ def _setup(default: str | None = None) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     _setup("openar.settings.demo")
+    from django.conf import settings
     from django.core.management import call_command
 
     from openar.demo import demo_links, demo_password, demo_seed_if_empty
@@ -35,13 +36,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     created = demo_seed_if_empty()
     base = f"http://127.0.0.1:{args.port}"
     print("OpenAR demo" + (" (demo data created)" if created else ""), flush=True)
-    print(f"Data folder: {os.environ.get('OPENAR_DATA_DIR') or 'var/'} (delete it to start over)")
+    print(f"Data folder: {settings.DATA_DIR} (delete it to start over)")
     print("Sign in as:")
     for persona, email, url in demo_links(base):
         print(f"  {persona:<22} {email:<36} {url}")
     print(
         f"Or sign in at {base}/accounts/login/ with one of these emails and the password "
-        f"{demo_password()!r}. Mail goes to the outbox folder in the data folder.",
+        f"{demo_password()!r}. Outgoing mail lands in the outbox folder of the data folder.",
         flush=True,
     )
     if args.no_serve:
