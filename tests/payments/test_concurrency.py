@@ -42,6 +42,21 @@ def _in_thread(
     return thread
 
 
+def _a_backend_waits_for_a_lock(timeout: float = 20.0) -> bool:
+    """Poll PostgreSQL until another connection of this database waits on a lock."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.02)
+    return False
+
+
 def _allocated(invoice: Invoice) -> list[Decimal]:
     with scope(organization=invoice.customer.organization):
         return sorted(
@@ -77,8 +92,7 @@ def test_a_second_payment_waits_for_the_first_and_sees_its_result(customer: Cust
     t1 = _in_thread(first, results, "first")
     assert holding.wait(30)
     t2 = _in_thread(second, results, "second")
-    time.sleep(0.5)
-    blocked = t2.is_alive()  # waiting for the first one's lock, not done yet
+    blocked = _a_backend_waits_for_a_lock() and t2.is_alive()
     release.set()
     t1.join(30)
     t2.join(30)
@@ -109,8 +123,7 @@ def test_a_waiting_automatic_payment_applies_only_what_is_left(customer: Custome
     t1 = _in_thread(first, results, "first")
     assert holding.wait(30)
     t2 = _in_thread(lambda: record_payment(customer, "80.00"), results, "second")
-    time.sleep(0.5)
-    blocked = t2.is_alive()
+    blocked = _a_backend_waits_for_a_lock() and t2.is_alive()
     release.set()
     t1.join(30)
     t2.join(30)

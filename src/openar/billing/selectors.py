@@ -109,6 +109,12 @@ def book_aging(today: datetime.date) -> list[Aging]:
     return _aging_rows(Invoice.objects.all(), today)
 
 
+def clean_search(text: str | None, limit: int = 60) -> str:
+    """Search text as typed, minus what no invoice number or name contains (NUL and other
+    control characters, which PostgreSQL refuses in text), at most ``limit`` characters."""
+    return "".join(ch for ch in (text or "")[: limit * 2] if ch.isprintable())[:limit].strip()
+
+
 INVOICE_STATUSES = ("open", "past_due", "paid", "all")
 INVOICE_SORTS = {
     "due": ("due_date", "pk"),
@@ -143,7 +149,7 @@ def invoice_list(
         invoices = invoices.filter(open_amount__gt=0, due_date__lt=today)
     elif status == "paid":
         invoices = invoices.filter(open_amount=0)
-    search = search.strip()
+    search = clean_search(search)
     if search:
         invoices = invoices.filter(Q(number__icontains=search) | Q(po_number__icontains=search))
     order = INVOICE_SORTS.get(sort) or (
@@ -232,7 +238,7 @@ def customers_with_aging(today: datetime.date, *, search: str = "", sort: str = 
     Sums are in each invoice's currency; the desk shows them with the customer's currency,
     which is what nearly every account uses."""
     customers = Customer.objects.all()
-    search = search.strip()
+    search = clean_search(search)
     if search:
         customers = customers.filter(
             Q(name__icontains=search) | Q(number__icontains=search) | Q(email__icontains=search)

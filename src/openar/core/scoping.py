@@ -1,18 +1,22 @@
 """Tenant scoping that fails loudly.
 
 Built on django-scopes' context (``scope(organization=...)``, ``scopes_disabled()``), with
-one difference that matters: django-scopes treats ``organization=None`` as "no filter",
-which would hand every tenant's rows to an anonymous request. Here an active scope without
-an organization refuses the query exactly like a missing one.
+two differences that matter:
+
+- django-scopes treats ``organization=None`` as "no filter", which would hand every tenant's
+  rows to an anonymous request. Here a scope without an organization refuses the query
+  exactly like a missing one.
+- django-scopes' refusing queryset blocks a list of methods and lets others (``exists()``,
+  ``exclude()``, use as a subquery) through. Here the refusal sits where a query is cloned,
+  run or nested, so no path reaches the database.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from django.db import models
-from django_scopes import get_scope
-from django_scopes.manager import DisabledQuerySet
+from django_scopes import ScopeError, get_scope
 
 if TYPE_CHECKING:
     from openar.tenants.models import Organization
@@ -26,8 +30,40 @@ def current_organization() -> Organization | None:
     return organization
 
 
+class UnscopedQuerySet(models.QuerySet[_M]):
+    """A queryset of a tenant model built outside an organization scope: it can create rows
+    (the caller sets their organization) but neither be refined, evaluated nor nested."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ScopeError(
+            f"{self.model.__name__} is tenant data: query it inside scope(organization=...)"
+        )
+
+    # Every refinement (filter, exclude, all, values, ...) clones through _chain; everything
+    # that runs SQL, or hands this query to another one, goes through the rest.
+    _chain = _refuse
+    _clone = _refuse
+    _fetch_all = _refuse
+    count = _refuse
+    exists = _refuse
+    contains = _refuse
+    aggregate = _refuse
+    update = _refuse
+    _update = _refuse
+    delete = _refuse
+    _raw_delete = _refuse
+    explain = _refuse
+    iterator = _refuse
+    in_bulk = _refuse
+    resolve_expression = _refuse
+    get_or_create = _refuse
+    update_or_create = _refuse
+    bulk_update = _refuse
+
+
 class TenantManager(models.Manager[_M]):
-    """The default manager of every tenant-owned model."""
+    """The default manager of every tenant-owned model. ``create`` and ``bulk_create`` work
+    anywhere (the caller sets the organization); reading needs a scope."""
 
     def get_queryset(self) -> models.QuerySet[_M]:
         current: dict[str, Any] = get_scope()
@@ -35,11 +71,5 @@ class TenantManager(models.Manager[_M]):
             return super().get_queryset()
         organization = current.get("organization")
         if organization is None:
-            return DisabledQuerySet(self.model, using=self._db, missing_scopes={"organization"})
+            return UnscopedQuerySet(self.model, using=self._db)
         return super().get_queryset().filter(organization=organization)
-
-    def all(self) -> models.QuerySet[_M]:
-        queryset = super().all()
-        if isinstance(queryset, DisabledQuerySet):
-            queryset.all()  # raises ScopeError
-        return queryset

@@ -32,7 +32,7 @@ def customers(request: HttpRequest) -> HttpResponse:
     sort = request.GET.get("sort") or "name"
     if sort not in selectors.CUSTOMER_SORTS:
         sort = "name"
-    search = (request.GET.get("q") or "")[:60]
+    search = selectors.clean_search(request.GET.get("q"))
     queryset = selectors.customers_with_aging(today, search=search, sort=sort)
     page = Paginator(queryset, CUSTOMER_PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [
@@ -75,7 +75,7 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
     status = request.GET.get("status") or "open"
     if status not in selectors.INVOICE_STATUSES:
         status = "open"
-    search = (request.GET.get("q") or "")[:60]
+    search = selectors.clean_search(request.GET.get("q"))
     queryset = selectors.invoice_list(customer, today=today, status=status, search=search, sort="")
     page = Paginator(queryset, 25).get_page(request.GET.get("page"))
     return render(

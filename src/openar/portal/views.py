@@ -79,7 +79,7 @@ def invoices(request: HttpRequest) -> HttpResponse:
     today = customer.organization.today()
     status = _clean(request.GET.get("status"), selectors.INVOICE_STATUSES, "open")
     sort = _clean(request.GET.get("sort"), selectors.INVOICE_SORTS, "")
-    search = (request.GET.get("q") or "")[:60]
+    search = selectors.clean_search(request.GET.get("q"))
     queryset = selectors.invoice_list(customer, today=today, status=status, search=search, sort=sort)
     page = Paginator(queryset, INVOICE_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from openar.tenants.models import Membership
@@ -68,5 +69,12 @@ class TenantScopeMiddleware:
         membership = membership_for_request(request)
         request.membership = membership  # type: ignore[attr-defined]
         request.organization = membership.organization if membership else None  # type: ignore[attr-defined]
-        with scope(organization=membership.organization if membership else None):
-            return self.get_response(request)
+        organization = membership.organization if membership else None
+        if organization is not None:
+            # Dates and times on pages read in the organization's time zone; storage stays UTC.
+            timezone.activate(organization.tz)
+        try:
+            with scope(organization=organization):
+                return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -1,0 +1,355 @@
+"""The isolation harness: a world of three organizations whose every object carries a marker
+that must never reach anyone outside it, and the routes of the portal and the desk, read from
+the URL conf (not listed by hand), with the ids to fill each one.
+
+A route added later is picked up by ``object_routes()``; if one of its parameters is not in
+``FILLERS`` the harness fails (``test_every_object_route_can_be_filled``) instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+from django.core.files.base import ContentFile
+from django.urls import URLPattern, URLResolver
+from django.urls.resolvers import RoutePattern
+from django_scopes import scope
+from reportlab.pdfgen import canvas
+
+from factories import (
+    Users,
+    days_ago,
+    issue_credit_note,
+    issue_invoice,
+    make_contact,
+    make_customer,
+    make_member,
+    make_user,
+    record_payment,
+)
+from openar.billing.models import CreditNote, Document, Invoice, InvoiceLine
+from openar.billing.services import LineInput
+from openar.customers.models import Activity, Contact, Customer
+from openar.customers.services import activity_record
+from openar.identity.models import User
+from openar.payments.models import Payment
+from openar.tenants.models import Creditor, Organization, Role
+
+DOORS = ("portal", "desk")
+
+
+# --- routes, from the URL conf ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """One page of a front door, e.g. ``desk:invoice`` at
+    ``/desk/customers/<int:customer_id>/invoices/<int:invoice_id>/``."""
+
+    door: str
+    name: str
+    template: str
+    params: tuple[str, ...]
+    unfillable: tuple[str, ...]  # parameters the harness cannot fill (not <int:...>, or no filler)
+
+    def fill(self, ids: dict[str, int]) -> str:
+        return _PARAM.sub(lambda m: str(ids[m.group("name")]), self.template)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
+
+
+def _walk(
+    patterns: list[URLPattern | URLResolver], prefix: str, namespaces: tuple[str, ...]
+) -> Iterator[tuple[str, tuple[str, ...], URLPattern]]:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            spaces = (*namespaces, entry.namespace) if entry.namespace else namespaces
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), spaces)
+        else:
+            yield prefix + str(entry.pattern), namespaces, entry
+
+
+def door_routes() -> list[Route]:
+    """Every route of the portal and the desk, with and without parameters."""
+    from openar import urls
+
+    routes = []
+    for template, namespaces, entry in _walk(urls.urlpatterns, "/", ()):
+        if not namespaces or namespaces[0] not in DOORS:
+            continue
+        name = ":".join((*namespaces, entry.name or f"<unnamed {template}>"))
+        params: list[str] = []
+        unfillable: list[str] = []
+        if not isinstance(entry.pattern, RoutePattern):
+            unfillable.append(f"regex route {template!r}")
+        for match in _PARAM.finditer(template):
+            params.append(match.group("name"))
+            if match.group("converter") != "int" or match.group("name") not in FILLERS:
+                unfillable.append(match.group(0))
+        routes.append(Route(namespaces[0], name, template, tuple(params), tuple(unfillable)))
+    return routes
+
+
+def object_routes() -> list[Route]:
+    """The routes that take an object id: the ones a foreign id must 404 on."""
+    return [route for route in door_routes() if route.params]
+
+
+# --- the world ----------------------------------------------------------------------------------
+
+
+PDF_MARKER = "PDF-CONTENT-"
+
+
+def small_pdf(text: str) -> bytes:
+    """A one-page PDF whose content stream (uncompressed) holds ``text``."""
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pageCompression=0)
+    pdf.drawString(72, 720, text)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def make_document(
+    customer: Customer,
+    *,
+    title: str,
+    filename: str,
+    content: bytes,
+    invoice: Invoice | None = None,
+    kind: str = Document.Kind.BILL_OF_LADING,
+    visible_to_customer: bool = True,
+    content_type: str = "application/pdf",
+) -> Document:
+    """A document row whose file is saved through Django's default storage."""
+    document = Document(
+        organization_id=customer.organization_id,
+        customer=customer,
+        invoice=invoice,
+        kind=kind,
+        title=title,
+        filename=filename,
+        content_type=content_type,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        visible_to_customer=visible_to_customer,
+    )
+    document.file.save(filename, ContentFile(content), save=False)
+    document.save()
+    return document
+
+
+@dataclass
+class Account:
+    """One customer with everything the portal and the desk show about it."""
+
+    tag: str
+    organization: Organization
+    customer: Customer
+    contact: Contact
+    invoices: list[Invoice]
+    lines: list[InvoiceLine]
+    payment: Payment
+    credit_note: CreditNote
+    document: Document
+    hidden_document: Document
+    pdf: bytes
+    internal_note: Activity
+    activities: list[Activity] = field(default_factory=list)
+
+    @property
+    def ids(self) -> dict[str, int]:
+        """The id for each route parameter, from this account's objects."""
+        return {name: fill(self) for name, fill in FILLERS.items()}
+
+    @property
+    def secrets(self) -> set[str]:
+        """Strings that only someone entitled to this account may ever see."""
+        return {
+            self.customer.name,
+            self.customer.email,
+            self.contact.name,
+            self.contact.email,
+            *(invoice.number for invoice in self.invoices),
+            *(invoice.po_number for invoice in self.invoices if invoice.po_number),
+            *(line.description for line in self.lines),
+            *(line.sku for line in self.lines if line.sku),
+            self.payment.reference,
+            self.credit_note.number,
+            self.credit_note.reason,
+            self.document.title,
+            self.hidden_document.title,
+            self.document.filename,
+            self.internal_note.summary,
+            f"{PDF_MARKER}{self.tag}",
+        } - {""}
+
+
+# How to fill each route parameter from an account. A route with any other parameter makes
+# the harness fail until a filler is added here (and the object to the world).
+FILLERS: dict[str, Callable[[Account], int]] = {
+    "customer_id": lambda a: a.customer.pk,
+    "invoice_id": lambda a: a.invoices[0].pk,
+    "line_id": lambda a: a.lines[0].pk,
+    "invoice_line_id": lambda a: a.lines[0].pk,
+    "payment_id": lambda a: a.payment.pk,
+    "credit_note_id": lambda a: a.credit_note.pk,
+    "document_id": lambda a: a.document.pk,
+    "contact_id": lambda a: a.contact.pk,
+    "activity_id": lambda a: a.activities[0].pk,
+    "note_id": lambda a: a.internal_note.pk,
+}
+
+
+def build_account(tag: str, customer: Customer) -> Account:
+    """Two invoices (three lines), a payment, a credit note, two documents (one for staff
+    only), a contact and an internal note, every text carrying ``tag``."""
+    organization = customer.organization
+    lower = tag.lower()
+    late = issue_invoice(
+        customer,
+        f"INV-{tag}-1",
+        due_date=days_ago(40),
+        po_number=f"PO-{tag}-7",
+        lines=[
+            LineInput(f"Hinges for {tag}", Decimal(4), Decimal("12.50"), sku=f"SKU-{tag}-H"),
+            LineInput(f"Bolts for {tag}", Decimal(10), Decimal("5.00"), Decimal("0.10")),
+        ],
+    )
+    upcoming = issue_invoice(
+        customer,
+        f"INV-{tag}-2",
+        due_date=days_ago(-10),
+        lines=[LineInput(f"Freight for {tag}", Decimal(1), Decimal("80.00"))],
+    )
+    payment = record_payment(customer, "30.00", allocations=[(late, "30.00")], reference=f"CHK-{tag}")
+    credit_note = issue_credit_note(upcoming, f"CN-{tag}", "20.00", reason=f"Damaged crate {tag}")
+    pdf = small_pdf(f"{PDF_MARKER}{tag}")
+    document = make_document(
+        customer, title=f"Delivery note {tag}", filename=f"delivery-{lower}.pdf", content=pdf, invoice=late
+    )
+    hidden = make_document(
+        customer,
+        title=f"Collector memo {tag}",
+        filename=f"memo-{lower}.pdf",
+        content=pdf,
+        kind=Document.Kind.ATTACHMENT,
+        visible_to_customer=False,
+    )
+    contact = make_contact(customer, f"Payables {tag}", f"payables@{lower}.example")
+    with scope(organization=organization):
+        note = activity_record(
+            customer=customer,
+            kind=Activity.Kind.NOTE,
+            summary=f"Internal note {tag}: call the controller",
+            visibility=Activity.Visibility.INTERNAL,
+        )
+        lines = list(InvoiceLine.objects.filter(invoice__customer=customer).order_by("pk"))
+        activities = list(Activity.objects.filter(customer=customer).order_by("pk"))
+    return Account(
+        tag=tag,
+        organization=organization,
+        customer=customer,
+        contact=contact,
+        invoices=[late, upcoming],
+        lines=lines,
+        payment=payment,
+        credit_note=credit_note,
+        document=document,
+        hidden_document=hidden,
+        pdf=pdf,
+        internal_note=note,
+        activities=activities,
+    )
+
+
+@dataclass
+class World:
+    """Acme (customers A and B), Globex (X and Y), the agency Northwind (debtors D and E),
+    and who signs in where."""
+
+    accounts: dict[str, Account]
+    users: Users
+    staff: dict[str, User]  # organization slug -> an admin of it
+    portal_users: dict[str, User]  # account key -> its customer contact user
+    stranger: User  # signed in, with no membership anywhere
+
+    def account(self, tag: str) -> Account:
+        return self.accounts[tag]
+
+    def of(self, organization: Organization) -> list[Account]:
+        return [a for a in self.accounts.values() if a.organization.pk == organization.pk]
+
+    def secrets_outside(self, visible: list[Account]) -> set[str]:
+        """Every marker of the accounts not in ``visible``, minus strings that the visible
+        accounts legitimately show too (say, an account number used in both tenants)."""
+        own = (
+            set().union(*(a.secrets for a in visible))
+            | {a.customer.number for a in visible}
+            | {a.organization.name for a in visible}
+        )
+        foreign: set[str] = set()
+        for account in self.accounts.values():
+            if account not in visible:
+                foreign |= account.secrets | {account.customer.number, account.organization.name}
+        return foreign - own
+
+
+TAGS = {"A": "BOLT", "B": "ANVIL", "X": "ZETA", "Y": "OMEGA", "D": "PATJ", "E": "RIVERS"}
+
+
+@pytest.fixture
+def world(
+    users: Users,
+    supplier: Organization,
+    other_supplier: Organization,
+    agency: Organization,
+    customer: Customer,
+    customer_2: Customer,
+    other_customer: Customer,
+    other_creditor: Creditor,
+    agency_clients: tuple[Creditor, Creditor],
+    debtor: Customer,
+) -> World:
+    second_other = make_customer(
+        other_creditor, "C-2002", name="Omega KG", currency="EUR", email="ap@omega.example"
+    )
+    second_debtor = make_customer(agency_clients[1], "D-5002", name="Sam Rivers")
+    customers = {
+        "A": customer,
+        "B": customer_2,
+        "X": other_customer,
+        "Y": second_other,
+        "D": debtor,
+        "E": second_debtor,
+    }
+    accounts = {key: build_account(TAGS[key], c) for key, c in customers.items()}
+    staff = {
+        supplier.slug: users.admin,
+        other_supplier.slug: make_member(other_supplier, Role.ADMIN, "admin@globex.example"),
+        agency.slug: make_member(agency, Role.COLLECTOR, "collector@northwind.example"),
+    }
+    portal_users = {
+        "A": users.customer,
+        "B": make_member(supplier, Role.CUSTOMER, "ap@anvil-user.example", customer=customer_2),
+        "X": make_member(other_supplier, Role.CUSTOMER, "ap@zeta-user.example", customer=other_customer),
+        "D": make_member(agency, Role.CUSTOMER, "pat@debtor.example", customer=debtor),
+    }
+    return World(
+        accounts=accounts,
+        users=users,
+        staff=staff,
+        portal_users=portal_users,
+        stranger=make_user("nobody@example.com"),
+    )
