@@ -17,8 +17,8 @@ import pytest
 from django_scopes import scope, scopes_disabled
 
 from openar.billing.ledger import ledger_check
-from openar.billing.models import CreditNote, Invoice, InvoiceLine
-from openar.billing.services import LineInput, credit_note_issue, invoice_issue
+from openar.billing.models import CreditNote, Document, Invoice, InvoiceLine
+from openar.billing.services import LineInput, credit_note_issue, document_store, invoice_issue
 from openar.core.models import AuditEvent
 from openar.customers.models import Activity, Contact, Customer
 from openar.identity.models import User
@@ -234,3 +234,28 @@ def row_counts() -> dict[str, int]:
             "activities": Activity.objects.count(),
             "audit_events": AuditEvent.objects.count(),
         }
+
+
+def make_document(
+    customer: Customer,
+    *,
+    title: str,
+    filename: str,
+    content: bytes,
+    invoice: Invoice | None = None,
+    kind: str = Document.Kind.BILL_OF_LADING,
+    visible_to_customer: bool = True,
+    content_type: str = "application/pdf",
+) -> Document:
+    """A document kept through the real service (the file goes to the default storage)."""
+    with scope(organization=customer.organization):
+        return document_store(
+            customer=customer,
+            invoice=invoice,
+            kind=kind,
+            title=title,
+            filename=filename,
+            content=content,
+            content_type=content_type,
+            visible_to_customer=visible_to_customer,
+        )

@@ -4,13 +4,11 @@ services so that the ledger, timeline and audit log are what production would ho
 from __future__ import annotations
 
 import datetime
-import hashlib
 import io
 import random
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
@@ -18,7 +16,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
 from openar.billing.models import Document, Invoice
-from openar.billing.services import LineInput, credit_note_issue, invoice_issue
+from openar.billing.services import LineInput, credit_note_issue, document_store, invoice_issue
 from openar.customers.models import Activity, Contact, Customer
 from openar.customers.services import activity_record
 from openar.identity.models import User
@@ -168,20 +166,15 @@ def _pdf(title: str, lines: list[str]) -> bytes:
 
 
 def _document(customer: Customer, invoice: Invoice | None, kind: str, title: str, lines: list[str]) -> None:
-    content = _pdf(title, lines)
-    document = Document(
-        organization_id=customer.organization_id,
+    document_store(
         customer=customer,
         invoice=invoice,
         kind=kind,
         title=title,
         filename=title.lower().replace(" ", "-") + ".pdf",
+        content=_pdf(title, lines),
         content_type="application/pdf",
-        size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
     )
-    document.file.save(document.filename, ContentFile(content), save=False)
-    document.save()
 
 
 def _invoices(

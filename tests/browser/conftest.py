@@ -9,7 +9,6 @@ affected. Hence DJANGO_ALLOW_ASYNC_UNSAFE for this test run.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.files.base import ContentFile
 from django.utils import timezone
 from django_scopes import scope
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from factories import Users, issue_credit_note, issue_invoice, record_payment
-from openar.billing.models import Document, Invoice
+from factories import Users, issue_credit_note, issue_invoice, make_document, record_payment
+from openar.billing.models import Invoice
 from openar.billing.services import LineInput
 from openar.customers.models import Activity, Customer
 from openar.customers.services import activity_record
@@ -88,26 +86,6 @@ def new_page(chromium: Browser, live_server: object) -> Iterator[Callable[..., P
 
 
 # --- data ---------------------------------------------------------------------------------------
-
-
-def make_document(
-    customer: Customer, *, title: str, filename: str, content: bytes, invoice: Invoice
-) -> Document:
-    """A document row whose file is saved through Django's default storage."""
-    document = Document(
-        organization_id=customer.organization_id,
-        customer=customer,
-        invoice=invoice,
-        kind=Document.Kind.BILL_OF_LADING,
-        title=title,
-        filename=filename,
-        content_type="application/pdf",
-        size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
-    )
-    document.file.save(filename, ContentFile(content), save=False)
-    document.save()
-    return document
 
 
 @dataclass

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import html
 import io
 import re
@@ -16,7 +15,6 @@ from urllib.parse import urldefrag, urljoin
 
 import pytest
 import time_machine
-from django.core.files.base import ContentFile
 from django.test import Client
 from django_scopes import scope
 from pypdf import PdfReader
@@ -28,9 +26,10 @@ from factories import (
     issue_credit_note,
     issue_invoice,
     make_customer,
+    make_document,
     record_payment,
 )
-from openar.billing.models import Document, Invoice
+from openar.billing.models import Invoice
 from openar.billing.selectors import BUCKETS, book_aging, customer_aging
 from openar.billing.services import LineInput
 from openar.core.money import format_money
@@ -94,33 +93,6 @@ def signed_in(user: object) -> Client:
     client = Client()
     client.force_login(user)  # type: ignore[arg-type]
     return client
-
-
-def make_document(
-    customer: Customer,
-    *,
-    title: str,
-    filename: str,
-    content: bytes,
-    invoice: Invoice | None = None,
-    visible_to_customer: bool = True,
-) -> Document:
-    """A document row whose file is saved through Django's default storage."""
-    document = Document(
-        organization_id=customer.organization_id,
-        customer=customer,
-        invoice=invoice,
-        kind=Document.Kind.ATTACHMENT,
-        title=title,
-        filename=filename,
-        content_type="application/pdf",
-        size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
-        visible_to_customer=visible_to_customer,
-    )
-    document.file.save(filename, ContentFile(content), save=False)
-    document.save()
-    return document
 
 
 # --- data ---------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ A route added later is picked up by ``object_routes()``; if one of its parameter
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
-from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RoutePattern
 from django_scopes import scope
@@ -29,6 +27,7 @@ from factories import (
     issue_invoice,
     make_contact,
     make_customer,
+    make_document,
     make_member,
     make_user,
     record_payment,
@@ -119,35 +118,6 @@ def small_pdf(text: str) -> bytes:
     pdf.showPage()
     pdf.save()
     return buffer.getvalue()
-
-
-def make_document(
-    customer: Customer,
-    *,
-    title: str,
-    filename: str,
-    content: bytes,
-    invoice: Invoice | None = None,
-    kind: str = Document.Kind.BILL_OF_LADING,
-    visible_to_customer: bool = True,
-    content_type: str = "application/pdf",
-) -> Document:
-    """A document row whose file is saved through Django's default storage."""
-    document = Document(
-        organization_id=customer.organization_id,
-        customer=customer,
-        invoice=invoice,
-        kind=kind,
-        title=title,
-        filename=filename,
-        content_type=content_type,
-        size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
-        visible_to_customer=visible_to_customer,
-    )
-    document.file.save(filename, ContentFile(content), save=False)
-    document.save()
-    return document
 
 
 @dataclass

@@ -4,7 +4,6 @@ figures depend on the date (the portal counts days in the organization's time zo
 from __future__ import annotations
 
 import datetime
-import hashlib
 import html
 import io
 import re
@@ -17,7 +16,6 @@ from urllib.parse import urldefrag, urljoin
 
 import pytest
 import time_machine
-from django.core.files.base import ContentFile
 from django.test import Client
 from django_scopes import scope
 from pypdf import PdfReader
@@ -28,6 +26,7 @@ from factories import (
     days_ago,
     issue_credit_note,
     issue_invoice,
+    make_document,
     record_payment,
 )
 from openar.billing.models import Document, Invoice
@@ -106,35 +105,6 @@ def signed_in(user: object) -> Client:
     client = Client()
     client.force_login(user)  # type: ignore[arg-type]
     return client
-
-
-def make_document(
-    customer: Customer,
-    *,
-    title: str,
-    filename: str,
-    content: bytes,
-    content_type: str = "application/pdf",
-    kind: str = Document.Kind.INVOICE,
-    invoice: Invoice | None = None,
-    visible_to_customer: bool = True,
-) -> Document:
-    """A document row whose file is saved through Django's default storage."""
-    document = Document(
-        organization_id=customer.organization_id,
-        customer=customer,
-        invoice=invoice,
-        kind=kind,
-        title=title,
-        filename=filename,
-        content_type=content_type,
-        size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
-        visible_to_customer=visible_to_customer,
-    )
-    document.file.save(filename, ContentFile(content), save=False)
-    document.save()
-    return document
 
 
 # --- data ---------------------------------------------------------------------------------------

@@ -4,14 +4,16 @@ its audit event and timeline entry in it."""
 from __future__ import annotations
 
 import datetime
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from openar.billing.ledger import invoice_apply, invoices_lock
-from openar.billing.models import CreditNote, Invoice, InvoiceLine
+from openar.billing.models import CreditNote, Document, Invoice, InvoiceLine
 from openar.core.audit import log_event
 from openar.core.errors import ServiceError
 from openar.core.money import format_money, quantize
@@ -176,3 +178,47 @@ def credit_note_issue(
         )
     invoice.open_amount, invoice.closed_at = locked.open_amount, locked.closed_at
     return note
+
+
+def document_store(
+    *,
+    customer: Customer,
+    kind: str,
+    title: str,
+    filename: str,
+    content: bytes,
+    content_type: str,
+    invoice: Invoice | None = None,
+    visible_to_customer: bool = True,
+    actor: User | None = None,
+) -> Document:
+    """Keep a document for ``customer`` (optionally about one of its invoices). The file is
+    saved through Django's storage API under a name the server generates."""
+    if kind not in Document.Kind.values:
+        raise ServiceError(f"Unknown document type {kind!r}.", field="kind")
+    if invoice is not None and invoice.customer_id != customer.pk:
+        raise ServiceError("A document can only be attached to the customer's own invoice.", field="invoice")
+    with transaction.atomic():
+        document = Document(
+            organization_id=customer.organization_id,
+            customer=customer,
+            invoice=invoice,
+            kind=kind,
+            title=title.strip()[:200],
+            filename=filename.strip()[:200] or "document",
+            content_type=content_type,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            visible_to_customer=visible_to_customer,
+            uploaded_by=actor if actor is not None and actor.is_authenticated else None,
+        )
+        document.file.save(document.filename, ContentFile(content), save=False)
+        document.save()
+        log_event(
+            "openar.document.stored",
+            organization=customer.organization,
+            obj=document,
+            actor=actor,
+            data={"kind": kind, "size": len(content), "sha256": document.sha256},
+        )
+    return document
