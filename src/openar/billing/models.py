@@ -17,7 +17,9 @@ from openar.core.money import CURRENCY_CHOICES, MoneyField
 
 class Invoice(TenantModel):
     creditor = models.ForeignKey("tenants.Creditor", on_delete=models.PROTECT, related_name="invoices")
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="invoices")
+    customer = models.ForeignKey(  # indexed by invoice_customer_issued
+        "customers.Customer", on_delete=models.PROTECT, related_name="invoices", db_index=False
+    )
     number = models.CharField(max_length=40)
     po_number = models.CharField("PO number", max_length=60, blank=True)
     issue_date = models.DateField()
@@ -69,7 +71,9 @@ class Invoice(TenantModel):
 
 
 class InvoiceLine(TenantModel):
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
+    invoice = models.ForeignKey(  # indexed by invoice_line_position_unique
+        Invoice, on_delete=models.PROTECT, related_name="lines", db_index=False
+    )
     position = models.PositiveIntegerField()
     sku = models.CharField("SKU", max_length=60, blank=True)
     description = models.CharField(max_length=300)
@@ -131,7 +135,9 @@ class Document(TenantModel):
         CONTRACT = "contract", "Contract"
         ATTACHMENT = "attachment", "Attachment"
 
-    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="documents")
+    customer = models.ForeignKey(  # indexed by document_customer_time
+        "customers.Customer", on_delete=models.CASCADE, related_name="documents", db_index=False
+    )
     invoice = models.ForeignKey(
         Invoice, null=True, blank=True, on_delete=models.SET_NULL, related_name="documents"
     )

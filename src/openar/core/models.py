@@ -16,7 +16,11 @@ class TenantModel(models.Model):
     silently returning every tenant's rows.
     """
 
-    organization = models.ForeignKey("tenants.Organization", on_delete=models.PROTECT, related_name="+")
+    # No index of its own: every tenant table leads a composite or unique index with the
+    # column that its queries filter on together with the organization (see each Meta).
+    organization = models.ForeignKey(
+        "tenants.Organization", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
 
     objects = TenantManager()
 

@@ -84,7 +84,9 @@ class Activity(TenantModel):
         CREDITOR = "creditor", "Staff and creditor"
         CUSTOMER = "customer", "Everyone on the account"
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="activities")
+    customer = models.ForeignKey(  # indexed by activity_customer_time
+        Customer, on_delete=models.CASCADE, related_name="activities", db_index=False
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     visibility = models.CharField(max_length=20, choices=Visibility.choices, default=Visibility.CUSTOMER)
     occurred_at = models.DateTimeField()

@@ -33,7 +33,9 @@ class Payment(TenantModel):
         OTHER = "other", "Other"
 
     creditor = models.ForeignKey("tenants.Creditor", on_delete=models.PROTECT, related_name="payments")
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="payments")
+    customer = models.ForeignKey(  # indexed by payment_customer_time
+        "customers.Customer", on_delete=models.PROTECT, related_name="payments", db_index=False
+    )
     amount = MoneyField()
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     method = models.CharField(max_length=20, choices=Method.choices)
@@ -80,9 +82,6 @@ class Allocation(TenantModel):
                     | Q(payment__isnull=True, credit_note__isnull=False)
                 ),
             ),
-        ]
-        indexes = [
-            models.Index(fields=["invoice"], condition=Q(reversed_at__isnull=True), name="allocation_active")
         ]
 
     def __str__(self) -> str:
