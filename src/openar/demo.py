@@ -469,7 +469,10 @@ PERSONAS = [
 
 
 def demo_links(base_url: str) -> list[tuple[str, str, str]]:
-    """(persona, email, one-click sign-in URL) for each persona."""
+    """(persona, email, one-click sign-in URL) for each persona, plus a real magic link of the
+    customer contact that opens what is past due (a narrow, password-less session)."""
+    from openar.identity.magic import magic_link_create
+    from openar.identity.models import MagicLink
     from openar.identity.views import demo_signin_token
 
     links = []
@@ -479,4 +482,15 @@ def demo_links(base_url: str) -> list[tuple[str, str, str]]:
             if user is None:
                 continue
             links.append((persona, email, f"{base_url}/demo/sign-in/{demo_signin_token(user)}/"))
+        contacts = Contact.objects.select_related("customer__organization")
+        contact = contacts.filter(email=PERSONAS[0][1]).first()
+    if contact is not None:
+        with scope(organization=contact.customer.organization):
+            issued = magic_link_create(
+                contact=contact,
+                scope_=MagicLink.Scope.PAST_DUE,
+                max_uses=100,
+                ttl=datetime.timedelta(days=30),
+            )
+        links.insert(1, ("Magic link (past due)", contact.email, f"{base_url}/l/{issued.token}/"))
     return links

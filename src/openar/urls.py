@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 
 from openar.core import views as core_views
+from openar.identity import views as identity_views
 from openar.portal.views import home
 
 urlpatterns = [
@@ -12,6 +13,11 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("accounts/", include("allauth.urls")),
+    path("l/confirm/", identity_views.magic_confirm, name="magic_confirm"),
+    path("l/request/", identity_views.magic_request, name="magic_request"),
+    path("l/unusable/", identity_views.magic_unusable, name="magic_unusable"),
+    path("l/sign-out/", identity_views.magic_sign_out, name="magic_sign_out"),
+    path("l/<str:token>/", identity_views.magic_open, name="magic_open"),
     path("portal/", include("openar.portal.urls")),
     path("desk/", include("openar.desk.urls")),
     path("welcome/", login_required(TemplateView.as_view(template_name="welcome.html")), name="welcome"),
@@ -19,11 +25,9 @@ urlpatterns = [
 ]
 
 if getattr(settings, "OPENAR_DEMO", False):
-    from openar.identity.views import demo_signin, demo_signin_confirm
-
     urlpatterns += [
-        path("demo/sign-in/", demo_signin_confirm, name="demo_signin_confirm"),
-        path("demo/sign-in/<str:token>/", demo_signin, name="demo_signin"),
+        path("demo/sign-in/", identity_views.demo_signin_confirm, name="demo_signin_confirm"),
+        path("demo/sign-in/<str:token>/", identity_views.demo_signin, name="demo_signin"),
     ]
 
 handler400 = "openar.core.views.bad_request"

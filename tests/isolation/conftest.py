@@ -36,6 +36,7 @@ from openar.billing.models import CreditNote, Document, Invoice, InvoiceLine
 from openar.billing.services import LineInput
 from openar.customers.models import Activity, Contact, Customer
 from openar.customers.services import activity_record
+from openar.identity.magic import magic_link_create
 from openar.identity.models import User
 from openar.payments.models import Payment
 from openar.tenants.models import Creditor, Organization, Role
@@ -219,6 +220,8 @@ def build_account(tag: str, customer: Customer) -> Account:
     )
     contact = make_contact(customer, f"Payables {tag}", f"payables@{lower}.example")
     with scope(organization=organization):
+        # A sign-in link per contact: magic links are tenant data too.
+        magic_link_create(contact=contact, created_by=None)
         note = activity_record(
             customer=customer,
             kind=Activity.Kind.NOTE,

@@ -13,7 +13,7 @@ from openar.customers.models import Customer
 
 
 def short_date(day: datetime.date) -> str:
-    """"17 Aug 2026": unambiguous in every locale, and cheap (no template filter)."""
+    """ "17 Aug 2026": unambiguous in every locale, and cheap (no template filter)."""
     return f"{day.day} {day:%b %Y}"
 
 

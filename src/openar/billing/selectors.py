@@ -94,10 +94,26 @@ def _aging_rows(invoices: QuerySet[Invoice], today: datetime.date) -> list[Aging
     return result
 
 
-def customer_aging(customer: Customer, today: datetime.date) -> list[Aging]:
+def invoices_visible(
+    customer: Customer, *, today: datetime.date, link_scope: str = "", invoice_id: int | None = None
+) -> QuerySet[Invoice]:
+    """The customer's invoices that a session may see: all of them for a full session; for a
+    magic-link session only what its link points to (one invoice, or what is past due)."""
+    invoices = Invoice.objects.filter(customer=customer)
+    if link_scope == "invoice":
+        return invoices.filter(pk=invoice_id) if invoice_id is not None else invoices.none()
+    if link_scope == "past_due":
+        return invoices.filter(open_amount__gt=0, due_date__lt=today)
+    return invoices
+
+
+def customer_aging(
+    customer: Customer, today: datetime.date, *, invoices: QuerySet[Invoice] | None = None
+) -> list[Aging]:
     """The customer's balance, past-due amount and aging buckets, one entry per currency
-    (the customer's own currency first; an entry with zeros when nothing is open)."""
-    rows = _aging_rows(Invoice.objects.filter(customer=customer), today)
+    (the customer's own currency first; an entry with zeros when nothing is open).
+    ``invoices`` narrows it to what a session may see."""
+    rows = _aging_rows(invoices if invoices is not None else Invoice.objects.filter(customer=customer), today)
     if not any(row.currency == customer.currency for row in rows):
         rows.append(Aging(currency=customer.currency, buckets={key: Decimal(0) for key, _ in BUCKETS}))
     rows.sort(key=lambda row: (row.currency != customer.currency, row.currency))
@@ -137,12 +153,13 @@ def invoice_list(
     status: str = "open",
     search: str = "",
     sort: str = "due",
+    invoices: QuerySet[Invoice] | None = None,
 ) -> QuerySet[Invoice]:
     """The customer's invoices filtered by status and by invoice or PO number. Unknown
     status or sort values fall back to the defaults (front doors validate first)."""
     if status not in INVOICE_STATUSES:
         status = "open"
-    invoices = Invoice.objects.filter(customer=customer)
+    invoices = invoices if invoices is not None else Invoice.objects.filter(customer=customer)
     if status == "open":
         invoices = invoices.filter(open_amount__gt=0)
     elif status == "past_due":

@@ -35,9 +35,7 @@ class UnscopedQuerySet(models.QuerySet[_M]):
     (the caller sets their organization) but neither be refined, evaluated nor nested."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise ScopeError(
-            f"{self.model.__name__} is tenant data: query it inside scope(organization=...)"
-        )
+        raise ScopeError(f"{self.model.__name__} is tenant data: query it inside scope(organization=...)")
 
     # Every refinement (filter, exclude, all, values, ...) clones through _chain; everything
     # that runs SQL, or hands this query to another one, goes through the rest.

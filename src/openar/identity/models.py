@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
+
+from openar.core.models import TenantModel
 
 
 class UserManager(BaseUserManager["User"]):
@@ -58,3 +61,72 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class MagicLink(TenantModel):
+    """A sign-in link for a customer's contact (or, where the policy allows, a staff user).
+
+    Only the SHA-256 of the 128-bit token is stored. Opening the link consumes nothing; each
+    confirmed sign-in consumes one use, atomically (``openar.identity.magic``).
+    """
+
+    class Scope(models.TextChoices):
+        INVOICE = "invoice", "One invoice"
+        PAST_DUE = "past_due", "The past-due invoices"
+        ACCOUNT = "account", "The whole account"
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    contact = models.ForeignKey(
+        "customers.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="magic_links"
+    )
+    user = models.ForeignKey(
+        "identity.User", null=True, blank=True, on_delete=models.CASCADE, related_name="magic_links"
+    )
+    scope = models.CharField(max_length=20, choices=Scope.choices, default=Scope.PAST_DUE)
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    target = models.CharField(max_length=300, blank=True, help_text="Where the link lands (a path).")
+    max_uses = models.PositiveIntegerField()
+    uses = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        "identity.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="magic_link_for_contact_or_user",
+                condition=(
+                    models.Q(contact__isnull=False, user__isnull=True)
+                    | models.Q(contact__isnull=True, user__isnull=False)
+                ),
+            ),
+            models.CheckConstraint(
+                name="magic_link_uses_within_max", condition=models.Q(uses__lte=models.F("max_uses"))
+            ),
+            models.CheckConstraint(
+                name="magic_link_invoice_scope",
+                condition=models.Q(scope="invoice", invoice__isnull=False) | ~models.Q(scope="invoice"),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="magic_link_org_time"),
+            models.Index(fields=["contact", "-created_at"], name="magic_link_contact_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"magic link {self.pk} ({self.get_scope_display()})"
+
+    def state(self, now: datetime.datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.uses >= self.max_uses:
+            return "used"
+        if self.expires_at <= now:
+            return "expired"
+        return "valid"

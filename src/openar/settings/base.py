@@ -22,6 +22,8 @@ SECRET_KEY = env_str("OPENAR_SECRET_KEY")
 DEBUG = False
 ALLOWED_HOSTS = env_list("OPENAR_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("OPENAR_CSRF_TRUSTED_ORIGINS", [])
+# Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated).
+OPENAR_TRUSTED_PROXIES = env_list("OPENAR_TRUSTED_PROXIES", [])
 SITE_URL = env_str("OPENAR_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [

@@ -1,34 +1,119 @@
-"""Who may enter which front door. Front doors ask here; they never re-implement it.
+"""Who is asking, in which organization, through which door, with which powers.
 
-The identity issue extends this layer (MFA, narrow magic-link sessions, policies); front
-doors keep calling the same decorators.
+The middleware builds one ``Access`` per request, from the signed-in user's membership (a
+full session) or from a confirmed magic link (a narrow session). Front doors ask it through
+``require(perm)`` and never re-implement the rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from openar.tenants.models import STAFF_ROLES, Role
+from openar.tenants.models import STAFF_ROLES, Membership, Organization, Role
+from openar.tenants.permissions import MAGIC_LINK_PERMISSIONS, ROLE_PERMISSIONS, Perm
+
+if TYPE_CHECKING:
+    from openar.customers.models import Contact, Customer
+    from openar.tenants.models import Creditor
 
 View = Callable[..., HttpResponseBase]
 
 
-def _require(roles: frozenset[str], door: str) -> Callable[[View], View]:
+@dataclass(frozen=True)
+class Access:
+    organization: Organization
+    role: str
+    via: str  # "password" (a full session) or "magic" (a narrow one from a link)
+    membership: Membership | None = None
+    customer: Customer | None = None
+    creditor: Creditor | None = None
+    contact: Contact | None = None
+    link_scope: str = ""  # magic sessions: "invoice", "past_due" or "account"
+    invoice_id: int | None = None
+    perms: frozenset[Perm] = field(default=frozenset())
+
+    @classmethod
+    def from_membership(cls, membership: Membership) -> Access:
+        return cls(
+            organization=membership.organization,
+            role=membership.role,
+            via="password",
+            membership=membership,
+            customer=membership.customer,
+            creditor=membership.creditor,
+            perms=ROLE_PERMISSIONS.get(membership.role, frozenset()),
+        )
+
+    @classmethod
+    def from_magic_link(
+        cls, *, customer: Customer, contact: Contact, link_scope: str, invoice_id: int | None
+    ) -> Access:
+        return cls(
+            organization=customer.organization,
+            role=Role.CUSTOMER,
+            via="magic",
+            customer=customer,
+            contact=contact,
+            link_scope=link_scope,
+            invoice_id=invoice_id,
+            perms=MAGIC_LINK_PERMISSIONS,
+        )
+
+    def can(self, perm: Perm) -> bool:
+        return perm in self.perms
+
+    @property
+    def is_narrow(self) -> bool:
+        return self.via == "magic"
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+
+def access_of(request: HttpRequest) -> Access | None:
+    access: Access | None = getattr(request, "access", None)
+    return access
+
+
+_DOORS = {
+    Perm.PORTAL_VIEW: "the customer portal",
+    Perm.PORTAL_FULL: "this part of the customer portal",
+    Perm.CLIENT_VIEW: "the creditor-client portal",
+    Perm.DESK_VIEW: "the staff desk",
+    Perm.DESK_COLLECT: "this action of the staff desk",
+    Perm.DESK_ADMIN: "the desk's administration",
+    Perm.DESK_VIEW_AS: "viewing the portal as a customer",
+}
+
+
+def require(perm: Perm) -> Callable[[View], View]:
+    """Let the view run only for an access that has ``perm``. Anonymous people go to the
+    sign-in page; a narrow (magic-link) session asking for more is offered a full sign-in;
+    anyone else gets a 403 page."""
+
     def decorator(view: View) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            if not request.user.is_authenticated:
+            access = access_of(request)
+            if access is None:
+                if request.user.is_authenticated:  # signed in, but a member of nothing
+                    return render(request, "errors/no_access.html", {"door": _DOORS[perm]}, status=403)
                 return redirect_to_login(request.get_full_path())
-            membership = getattr(request, "membership", None)
-            if membership is None or membership.role not in roles:
-                return render(request, "errors/no_access.html", {"door": door}, status=403)
+            if not access.can(perm):
+                if access.is_narrow and perm == Perm.PORTAL_FULL:
+                    return render(request, "errors/sign_in_for_more.html", status=403)
+                return render(
+                    request, "errors/no_access.html", {"door": _DOORS.get(perm, "this page")}, status=403
+                )
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -36,16 +121,16 @@ def _require(roles: frozenset[str], door: str) -> Callable[[View], View]:
     return decorator
 
 
-customer_required = _require(frozenset({Role.CUSTOMER}), "the customer portal")
-staff_required = _require(frozenset(STAFF_ROLES), "the staff desk")
+customer_required = require(Perm.PORTAL_VIEW)
+staff_required = require(Perm.DESK_VIEW)
 
 
-def landing_url(membership: Any) -> str:
+def landing_url(access: Access | None, *, signed_in: bool = False) -> str:
     """Where a signed-in person starts."""
-    if membership is None:
-        return "/accounts/login/"
-    if membership.role == Role.CUSTOMER:
+    if access is None:
+        return "/welcome/" if signed_in else "/accounts/login/"
+    if access.can(Perm.PORTAL_VIEW):
         return "/portal/"
-    if membership.role in STAFF_ROLES:
+    if access.can(Perm.DESK_VIEW):
         return "/desk/"
     return "/welcome/"

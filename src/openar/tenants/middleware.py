@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
+from openar.tenants.access import Access
 from openar.tenants.models import Membership
 
 SESSION_KEY = "openar_membership_id"
@@ -44,10 +45,50 @@ def membership_for_request(request: HttpRequest) -> Membership | None:
     return memberships[0] if memberships else None
 
 
-class TenantScopeMiddleware:
-    """Sets ``request.membership`` and ``request.organization`` and activates the scope.
+MAGIC_SESSION_KEY = "openar_magic"
 
-    Outside a membership (anonymous pages) the scope is empty, so any tenant query raises.
+
+def magic_access(request: HttpRequest) -> Access | None:
+    """The narrow access of a confirmed magic link, while the link is not revoked."""
+    from openar.identity.models import MagicLink
+
+    data = request.session.get(MAGIC_SESSION_KEY)
+    if not isinstance(data, dict) or not isinstance(data.get("link"), int):
+        return None
+    with scopes_disabled():
+        link = (
+            MagicLink.objects.select_related("organization", "contact__customer")
+            .filter(pk=data["link"], revoked_at__isnull=True, contact__isnull=False)
+            .first()
+        )
+    if link is None or link.contact is None:
+        request.session.pop(MAGIC_SESSION_KEY, None)
+        return None
+    customer = link.contact.customer
+    customer.organization = link.organization
+    return Access.from_magic_link(
+        customer=customer, contact=link.contact, link_scope=link.scope, invoice_id=link.invoice_id
+    )
+
+
+def access_for_request(request: HttpRequest) -> Access | None:
+    if request.user.is_authenticated:
+        membership = membership_for_request(request)
+        return Access.from_membership(membership) if membership is not None else None
+    return magic_access(request)
+
+
+def _set(request: HttpRequest, access: Access | None) -> None:
+    request.access = access  # type: ignore[attr-defined]
+    request.membership = access.membership if access else None  # type: ignore[attr-defined]
+    request.organization = access.organization if access else None  # type: ignore[attr-defined]
+
+
+class TenantScopeMiddleware:
+    """Sets ``request.access`` (with ``request.membership`` and ``request.organization``)
+    and runs the request inside that organization's scope and time zone.
+
+    Without an access (anonymous pages) the scope is empty, so any tenant query raises.
     Superusers get an unscoped request only inside Django's admin.
     """
 
@@ -57,19 +98,16 @@ class TenantScopeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path in UNSCOPED_PATHS or request.path.startswith(STATIC_PREFIX):
             # Probes and static files need no tenant; their scope stays empty (queries raise).
-            request.membership = None  # type: ignore[attr-defined]
-            request.organization = None  # type: ignore[attr-defined]
+            _set(request, None)
             with scope(organization=None):
                 return self.get_response(request)
         if request.path.startswith("/admin/") and getattr(request.user, "is_superuser", False):
-            request.membership = None  # type: ignore[attr-defined]
-            request.organization = None  # type: ignore[attr-defined]
+            _set(request, None)
             with scopes_disabled():
                 return self.get_response(request)
-        membership = membership_for_request(request)
-        request.membership = membership  # type: ignore[attr-defined]
-        request.organization = membership.organization if membership else None  # type: ignore[attr-defined]
-        organization = membership.organization if membership else None
+        access = access_for_request(request)
+        _set(request, access)
+        organization = access.organization if access else None
         if organization is not None:
             # Dates and times on pages read in the organization's time zone; storage stays UTC.
             timezone.activate(organization.tz)

@@ -122,3 +122,66 @@ class Membership(TenantModel):
     @property
     def is_staff_role(self) -> bool:
         return self.role in STAFF_ROLES
+
+
+class SecurityPolicy(models.Model):
+    """An organization's security rules, edited by its admins in the desk."""
+
+    class PasswordMode(models.TextChoices):
+        SELF_CHOSEN = "self", "People choose their own password"
+        ASSIGNED = "assigned", "The organization assigns a first password, changed at first sign-in"
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="security_policy"
+    )
+    mfa_staff = models.BooleanField("Require MFA for staff", default=True)
+    mfa_creditors = models.BooleanField("Require MFA for creditor clients", default=True)
+    mfa_customers = models.BooleanField("Require MFA for customers", default=False)
+    password_mode = models.CharField(
+        max_length=20, choices=PasswordMode.choices, default=PasswordMode.SELF_CHOSEN
+    )
+    password_min_length = models.PositiveSmallIntegerField(
+        default=8, help_text="Never below 8 with MFA, or 15 when a password is the only factor."
+    )
+    session_idle_minutes = models.PositiveIntegerField(default=60)
+    session_max_hours = models.PositiveIntegerField(default=12)
+    seats_per_creditor = models.PositiveIntegerField(default=5, help_text="0 means no limit.")
+    seats_per_customer = models.PositiveIntegerField(default=5, help_text="0 means no limit.")
+    magic_link_days = models.PositiveIntegerField(default=14)
+    magic_link_max_uses = models.PositiveIntegerField(default=5)
+    staff_magic_links = models.BooleanField("Staff may sign in with magic links", default=False)
+    step_up_by_email_code = models.BooleanField(
+        "Allow an emailed one-time code as step-up for magic-link sessions", default=True
+    )
+    inactive_days = models.PositiveIntegerField(
+        default=90, help_text="Deactivate users inactive this long; 0 never."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="policy_magic_link_days", condition=models.Q(magic_link_days__gte=1)),
+            models.CheckConstraint(
+                name="policy_magic_link_uses", condition=models.Q(magic_link_max_uses__gte=1)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"security policy of {self.organization}"
+
+    def mfa_required_for(self, role: str) -> bool:
+        if role in STAFF_ROLES:
+            return self.mfa_staff
+        if role == Role.CREDITOR:
+            return self.mfa_creditors
+        return self.mfa_customers
+
+    def min_password_length_for(self, role: str) -> int:
+        floor = 8 if self.mfa_required_for(role) else 15
+        return max(floor, self.password_min_length)
+
+
+def policy_for(organization: Organization) -> SecurityPolicy:
+    """The organization's policy (created with the defaults on first use)."""
+    policy, _ = SecurityPolicy.objects.get_or_create(organization=organization)
+    return policy

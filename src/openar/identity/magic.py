@@ -1,0 +1,291 @@
+"""Magic links: create, look up, consume (atomically), revoke, and request by email.
+
+A token is 128 random bits, handed out once and stored only as its SHA-256. Opening a link
+consumes nothing; ``magic_link_consume`` spends one use with a single conditional UPDATE, so
+with any number of concurrent confirmations of the last use exactly one wins, on PostgreSQL
+(the UPDATE re-checks its WHERE on the locked row) and on SQLite (writers are serialized).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from openar.billing.models import Invoice
+from openar.core.audit import log_event
+from openar.core.errors import ServiceError
+from openar.customers.models import Contact
+from openar.identity.models import MagicLink, User
+from openar.tenants.models import Organization, policy_for
+
+logger = logging.getLogger(__name__)
+
+TOKEN_BYTES = 16  # 128 bits
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def magic_link_url(token: str) -> str:
+    return f"{settings.SITE_URL}/l/{token}/"
+
+
+def _default_target(scope_: str, invoice: Invoice | None) -> str:
+    if scope_ == MagicLink.Scope.INVOICE and invoice is not None:
+        return f"/portal/invoices/{invoice.pk}/"
+    if scope_ == MagicLink.Scope.PAST_DUE:
+        return "/portal/invoices/?status=past_due"
+    return "/portal/"
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    link: MagicLink
+    token: str
+
+    @property
+    def url(self) -> str:
+        return magic_link_url(self.token)
+
+
+def _new_link(
+    *,
+    contact: Contact,
+    scope_: str,
+    invoice: Invoice | None,
+    target: str,
+    created_by: User | None,
+    ttl: datetime.timedelta | None,
+    max_uses: int | None,
+) -> IssuedLink:
+    if scope_ not in MagicLink.Scope.values:
+        raise ServiceError(f"Unknown link scope {scope_!r}.", field="scope")
+    if scope_ == MagicLink.Scope.INVOICE and (invoice is None or invoice.customer_id != contact.customer_id):
+        raise ServiceError("A link to one invoice needs one of the contact's own invoices.", field="invoice")
+    if target and not target.startswith("/portal/"):
+        raise ServiceError("A link can only lead into the customer portal.", field="target")
+    policy = policy_for(contact.customer.organization)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    link = MagicLink(
+        organization_id=contact.organization_id,
+        token_hash=token_hash(token),
+        contact=contact,
+        scope=scope_,
+        invoice=invoice if scope_ == MagicLink.Scope.INVOICE else None,
+        target=target or _default_target(scope_, invoice),
+        max_uses=max_uses or policy.magic_link_max_uses,
+        expires_at=timezone.now() + (ttl or datetime.timedelta(days=policy.magic_link_days)),
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+    )
+    return IssuedLink(link, token)
+
+
+def magic_link_create(
+    *,
+    contact: Contact,
+    scope_: str = MagicLink.Scope.PAST_DUE,
+    invoice: Invoice | None = None,
+    target: str = "",
+    created_by: User | None = None,
+    ttl: datetime.timedelta | None = None,
+    max_uses: int | None = None,
+) -> IssuedLink:
+    """A new link for ``contact``; the token is in the result and nowhere else."""
+    issued = _new_link(
+        contact=contact,
+        scope_=scope_,
+        invoice=invoice,
+        target=target,
+        created_by=created_by,
+        ttl=ttl,
+        max_uses=max_uses,
+    )
+    with transaction.atomic():
+        issued.link.save()
+        log_event(
+            "openar.magic_link.created",
+            organization=contact.customer.organization,
+            obj=issued.link,
+            actor=created_by,
+            data={
+                "contact": contact.pk,
+                "scope": scope_,
+                "max_uses": issued.link.max_uses,
+                "expires_at": issued.link.expires_at.isoformat(),
+            },
+        )
+    return issued
+
+
+def magic_links_create_bulk(
+    contacts: list[Contact], *, scope_: str = MagicLink.Scope.PAST_DUE, created_by: User | None = None
+) -> list[IssuedLink]:
+    """One link per contact in a single insert (reminders use this)."""
+    issued = [
+        _new_link(
+            contact=c, scope_=scope_, invoice=None, target="", created_by=created_by, ttl=None, max_uses=None
+        )
+        for c in contacts
+    ]
+    with transaction.atomic():
+        MagicLink.objects.bulk_create([item.link for item in issued])
+        for item in issued:
+            log_event(
+                "openar.magic_link.created",
+                organization=item.link.contact.customer.organization,  # type: ignore[union-attr]
+                obj=item.link,
+                actor=created_by,
+                data={"contact": item.link.contact_id, "scope": scope_, "bulk": True},
+            )
+    return issued
+
+
+def magic_link_find(token: str) -> MagicLink | None:
+    """The link a token names, in any state (the token itself is the capability)."""
+    if not token or len(token) > 64:
+        return None
+    with scopes_disabled():
+        return (
+            MagicLink.objects.select_related("organization", "contact__customer")
+            .filter(token_hash=token_hash(token))
+            .first()
+        )
+
+
+class LinkNotUsable(ServiceError):
+    def __init__(self, state: str) -> None:
+        messages = {
+            "expired": "This link has expired.",
+            "used": "This link has been used as many times as it allows.",
+            "revoked": "This link has been withdrawn.",
+            "unknown": "This link is not valid.",
+        }
+        super().__init__(messages.get(state, messages["unknown"]), code=state)
+        self.state = state
+
+
+def magic_link_consume(*, link_id: int, ip: str | None = None, user_agent: str = "") -> MagicLink:
+    """Spend one use of the link, or raise ``LinkNotUsable`` saying why not."""
+    now = timezone.now()
+    with scopes_disabled(), transaction.atomic():
+        updated = MagicLink.objects.filter(
+            pk=link_id, revoked_at__isnull=True, expires_at__gt=now, uses__lt=F("max_uses")
+        ).update(uses=F("uses") + 1, last_used_at=now)
+        link = (
+            MagicLink.objects.select_related("organization", "contact__customer").filter(pk=link_id).first()
+        )
+        if link is None:
+            raise LinkNotUsable("unknown")
+        if updated != 1:
+            raise LinkNotUsable(link.state(now))
+        log_event(
+            "openar.magic_link.used",
+            organization=link.organization,
+            obj=link,
+            data={
+                "contact": link.contact_id,
+                "use": link.uses,
+                "of": link.max_uses,
+                "user_agent": user_agent[:200],
+            },
+            ip=ip,
+        )
+    return link
+
+
+def magic_link_revoke(*, link: MagicLink, actor: User | None = None) -> None:
+    with transaction.atomic():
+        MagicLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        log_event("openar.magic_link.revoked", organization=link.organization, obj=link, actor=actor)
+
+
+def magic_links_revoke_contact(*, contact: Contact, actor: User | None = None) -> int:
+    with transaction.atomic():
+        count = MagicLink.objects.filter(contact=contact, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        log_event(
+            "openar.magic_link.revoked_for_contact",
+            organization=contact.customer.organization,
+            obj=contact,
+            actor=actor,
+            data={"count": count},
+        )
+    return count
+
+
+def magic_links_revoke_organization(*, organization: Organization, actor: User | None = None) -> int:
+    with scope(organization=organization), transaction.atomic():
+        count = MagicLink.objects.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        log_event(
+            "openar.magic_link.revoked_for_organization",
+            organization=organization,
+            obj=organization,
+            actor=actor,
+            data={"count": count},
+        )
+    return count
+
+
+def magic_link_send(*, issued: IssuedLink) -> None:
+    """Email the link to its contact once the transaction commits."""
+    link = issued.link
+    contact = link.contact
+    assert contact is not None  # noqa: S101  (customer links only)
+    context = {
+        "contact": contact,
+        "organization": contact.customer.organization,
+        "customer": contact.customer,
+        "url": issued.url,
+        "expires_at": link.expires_at,
+        "scope": link.get_scope_display(),
+    }
+    subject = f"Your {contact.customer.organization.name} account: sign-in link"
+    text = render_to_string("identity/email/magic_link.txt", context)
+    html = render_to_string("identity/email/magic_link.html", context)
+
+    def send() -> None:
+        message = EmailMultiAlternatives(subject, text, to=[contact.email])
+        message.attach_alternative(html, "text/html")
+        message.send()
+
+    transaction.on_commit(send)
+
+
+def magic_link_request(*, email: str, ip: str | None = None) -> int:
+    """Someone asked for a link on the sign-in page. Every contact with that address (who
+    accepts email) gets a fresh link to what is past due; the caller answers the same way
+    whether there were any. Returns how many were sent (for logs and tests only)."""
+    email = email.strip().lower()
+    if not email or "@" not in email:
+        return 0
+    with scopes_disabled():
+        contacts = list(
+            Contact.objects.select_related("customer__organization")
+            .filter(email__iexact=email, consent_email=True)
+            .order_by("pk")[:10]
+        )
+    for contact in contacts:
+        with scope(organization=contact.customer.organization), transaction.atomic():
+            issued = magic_link_create(contact=contact, scope_=MagicLink.Scope.PAST_DUE)
+            log_event(
+                "openar.magic_link.requested",
+                organization=contact.customer.organization,
+                obj=issued.link,
+                ip=ip,
+            )
+            magic_link_send(issued=issued)
+    logger.info("magic link requested", extra={"sent": len(contacts)})
+    return len(contacts)
