@@ -57,6 +57,10 @@ class Route:
     template: str
     params: tuple[str, ...]
     unfillable: tuple[str, ...]  # parameters the harness cannot fill (not <int:...>, or no filler)
+    perms: frozenset[str] = frozenset()  # what the view requires (openar.tenants.access.require)
+
+    def open_to(self, perms: frozenset[str]) -> bool:
+        return self.perms <= perms
 
     def fill(self, ids: dict[str, int]) -> str:
         return _PARAM.sub(lambda m: str(ids[m.group("name")]), self.template)
@@ -96,7 +100,8 @@ def door_routes() -> list[Route]:
             params.append(match.group("name"))
             if match.group("converter") != "int" or match.group("name") not in FILLERS:
                 unfillable.append(match.group(0))
-        routes.append(Route(namespaces[0], name, template, tuple(params), tuple(unfillable)))
+        perms = frozenset(str(p) for p in getattr(entry.callback, "openar_perms", frozenset()))
+        routes.append(Route(namespaces[0], name, template, tuple(params), tuple(unfillable), perms))
     return routes
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openar.desk import views
+from openar.desk import contacts, security, views
 
 app_name = "desk"
 urlpatterns = [
@@ -9,4 +9,18 @@ urlpatterns = [
     path("customers/<int:customer_id>/invoices/<int:invoice_id>/", views.invoice_detail, name="invoice"),
     path("customers/<int:customer_id>/statement.pdf", views.statement_pdf, name="statement_pdf"),
     path("documents/<int:document_id>/download", views.document_download, name="document_download"),
+    path(
+        "customers/<int:customer_id>/contacts/<int:contact_id>/links/",
+        contacts.link_create,
+        name="contact_link_create",
+    ),
+    path(
+        "customers/<int:customer_id>/contacts/<int:contact_id>/links/revoke/",
+        contacts.links_revoke,
+        name="contact_links_revoke",
+    ),
+    path("customers/<int:customer_id>/invite/", contacts.invite, name="customer_invite"),
+    path("security/", security.policy, name="security"),
+    path("security/revoke-links/", security.revoke_all_links, name="security_revoke_links"),
+    path("security/log/", security.security_log, name="security_log"),
 ]

@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
+from openar.identity.models import User
 from openar.tenants.models import STAFF_ROLES, Membership, Organization, Role
 from openar.tenants.permissions import MAGIC_LINK_PERMISSIONS, ROLE_PERMISSIONS, Perm
 
@@ -71,6 +72,11 @@ class Access:
         return perm in self.perms
 
     @property
+    def perm_names(self) -> frozenset[str]:
+        """For templates: ``{% if "desk.admin" in request.access.perm_names %}``."""
+        return frozenset(str(perm) for perm in self.perms)
+
+    @property
     def is_narrow(self) -> bool:
         return self.via == "magic"
 
@@ -116,6 +122,8 @@ def require(perm: Perm) -> Callable[[View], View]:
                 )
             return view(request, *args, **kwargs)
 
+        # What the view needs, for the isolation harness and any route listing.
+        wrapped.openar_perms = getattr(view, "openar_perms", frozenset()) | {perm}  # type: ignore[attr-defined]
         return wrapped
 
     return decorator
@@ -134,3 +142,9 @@ def landing_url(access: Access | None, *, signed_in: bool = False) -> str:
     if access.can(Perm.DESK_VIEW):
         return "/desk/"
     return "/welcome/"
+
+
+def actor_of(request: HttpRequest) -> User | None:
+    """The signed-in user, for audit events and ``created_by`` fields (None when anonymous)."""
+    user = request.user
+    return user if isinstance(user, User) and user.is_authenticated else None

@@ -1,0 +1,93 @@
+"""Desk actions on a customer's contacts: sign-in links and portal users."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from openar.core.errors import ServiceError
+from openar.customers.models import Contact, Customer
+from openar.desk.forms import InviteForm, MagicLinkForm
+from openar.identity.magic import magic_link_create, magic_link_send, magic_links_revoke_contact
+from openar.tenants.access import Access, actor_of, require
+from openar.tenants.models import Role
+from openar.tenants.permissions import Perm
+from openar.tenants.services import membership_invite
+
+collector_required = require(Perm.DESK_COLLECT)
+
+
+def _access(request: HttpRequest) -> Access:
+    access: Access = request.access  # type: ignore[attr-defined]
+    return access
+
+
+def _back(customer: Customer) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("desk:customer", args=[customer.pk]) + "#contacts")
+
+
+@require_POST
+@collector_required
+def link_create(request: HttpRequest, customer_id: int, contact_id: int) -> HttpResponse:
+    customer = get_object_or_404(Customer, pk=customer_id)
+    contact = get_object_or_404(Contact, pk=contact_id, customer=customer)
+    form = MagicLinkForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose what the link opens and how to deliver it.")
+        return _back(customer)
+    if form.cleaned_data["send"] == "email" and not (contact.email and contact.consent_email):
+        messages.error(request, f"{contact.name} has no email address we may write to.")
+        return _back(customer)
+    with transaction.atomic():
+        issued = magic_link_create(
+            contact=contact, scope_=form.cleaned_data["scope"], created_by=actor_of(request)
+        )
+        if form.cleaned_data["send"] == "email":
+            magic_link_send(issued=issued)
+    if form.cleaned_data["send"] == "email":
+        messages.success(request, f"Sign-in link emailed to {contact.email}.")
+        return _back(customer)
+    response = render(
+        request, "desk/link_created.html", {"customer": customer, "contact": contact, "issued": issued}
+    )
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_POST
+@collector_required
+def links_revoke(request: HttpRequest, customer_id: int, contact_id: int) -> HttpResponse:
+    customer = get_object_or_404(Customer, pk=customer_id)
+    contact = get_object_or_404(Contact, pk=contact_id, customer=customer)
+    count = magic_links_revoke_contact(contact=contact, actor=actor_of(request))
+    messages.success(request, f"Withdrew {count} sign-in link{'s' if count != 1 else ''} of {contact.name}.")
+    return _back(customer)
+
+
+@require_POST
+@collector_required
+def invite(request: HttpRequest, customer_id: int) -> HttpResponse:
+    customer = get_object_or_404(Customer, pk=customer_id)
+    form = InviteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Enter the email address of the person to invite.")
+        return _back(customer)
+    try:
+        membership_invite(
+            organization=_access(request).organization,
+            email=form.cleaned_data["email"],
+            full_name=form.cleaned_data["full_name"],
+            role=Role.CUSTOMER,
+            customer=customer,
+            actor=actor_of(request),
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{form.cleaned_data['email']} can now use the portal for {customer.name}.")
+    return _back(customer)

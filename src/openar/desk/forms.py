@@ -1,0 +1,71 @@
+"""Forms of the staff desk: they parse and validate input, services do the work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from openar.identity.models import MagicLink
+from openar.tenants.models import SecurityPolicy
+from openar.tenants.services import POLICY_FIELDS
+
+LIMITS = {
+    "password_min_length": (8, 128),
+    "session_idle_minutes": (5, 24 * 60),
+    "session_max_hours": (1, 30 * 24),
+    "seats_per_creditor": (0, 10_000),
+    "seats_per_customer": (0, 10_000),
+    "magic_link_days": (1, 365),
+    "magic_link_max_uses": (1, 100),
+    "inactive_days": (0, 3650),
+}
+
+
+class SecurityPolicyForm(forms.ModelForm):
+    class Meta:
+        model = SecurityPolicy
+        fields = POLICY_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, (low, high) in LIMITS.items():
+            field = self.fields[name]
+            field.validators.append(_between(low, high))
+            field.widget.attrs.update({"min": low, "max": high, "inputmode": "numeric"})
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        idle, total = data.get("session_idle_minutes"), data.get("session_max_hours")
+        if idle and total and idle > total * 60:
+            self.add_error(
+                "session_idle_minutes", "The idle timeout cannot be longer than the session lifetime."
+            )
+        return data
+
+
+def _between(low: int, high: int) -> Any:
+    def check(value: int) -> None:
+        if value is not None and not low <= value <= high:
+            raise forms.ValidationError(f"Enter a whole number from {low} to {high}.")
+
+    return check
+
+
+class MagicLinkForm(forms.Form):
+    scope = forms.ChoiceField(choices=MagicLink.Scope.choices, initial=MagicLink.Scope.PAST_DUE)
+    send = forms.ChoiceField(
+        choices=[("email", "Email it to the contact"), ("show", "Show it to me to copy")], initial="email"
+    )
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    full_name = forms.CharField(max_length=200, required=False, label="Name")
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(required=False, max_length=100, label="Action starts with")
+    actor = forms.CharField(required=False, max_length=254, label="Actor email")
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
