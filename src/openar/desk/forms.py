@@ -66,6 +66,7 @@ class InviteForm(forms.Form):
 
 class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False, max_length=100, label="Action starts with")
+    everything = forms.BooleanField(required=False, label="Include invoices, payments and documents")
     actor = forms.CharField(required=False, max_length=254, label="Actor email")
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
