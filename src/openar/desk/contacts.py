@@ -9,11 +9,13 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from openar.core.audit import log_event
 from openar.core.errors import ServiceError
 from openar.customers.models import Contact, Customer
 from openar.desk.forms import InviteForm, MagicLinkForm
 from openar.identity.magic import magic_link_create, magic_link_send, magic_links_revoke_contact
 from openar.tenants.access import Access, actor_of, require
+from openar.tenants.middleware import VIEW_AS_SESSION_KEY
 from openar.tenants.models import Role
 from openar.tenants.permissions import Perm
 from openar.tenants.services import membership_invite
@@ -91,3 +93,32 @@ def invite(request: HttpRequest, customer_id: int) -> HttpResponse:
     else:
         messages.success(request, f"{form.cleaned_data['email']} can now use the portal for {customer.name}.")
     return _back(customer)
+
+
+view_as_required = require(Perm.DESK_VIEW_AS)
+
+
+@require_POST
+@view_as_required
+def view_as_start(request: HttpRequest, customer_id: int) -> HttpResponse:
+    customer = get_object_or_404(Customer, pk=customer_id)
+    request.session[VIEW_AS_SESSION_KEY] = customer.pk
+    log_event(
+        "openar.view_as.started", organization=customer.organization, obj=customer, actor=actor_of(request)
+    )
+    return HttpResponseRedirect(reverse("portal:overview"))
+
+
+@require_POST
+@view_as_required
+def view_as_stop(request: HttpRequest) -> HttpResponse:
+    customer_id = request.session.pop(VIEW_AS_SESSION_KEY, None)
+    log_event(
+        "openar.view_as.stopped",
+        organization=_access(request).organization,
+        actor=actor_of(request),
+        data={"customer": customer_id},
+    )
+    if isinstance(customer_id, int):
+        return HttpResponseRedirect(reverse("desk:customer", args=[customer_id]))
+    return HttpResponseRedirect(reverse("desk:customers"))

@@ -20,6 +20,8 @@ urlpatterns = [
         name="contact_links_revoke",
     ),
     path("customers/<int:customer_id>/invite/", contacts.invite, name="customer_invite"),
+    path("customers/<int:customer_id>/view-as/", contacts.view_as_start, name="view_as_start"),
+    path("view-as/stop/", contacts.view_as_stop, name="view_as_stop"),
     path("security/", security.policy, name="security"),
     path("security/revoke-links/", security.revoke_all_links, name="security_revoke_links"),
     path("security/log/", security.security_log, name="security_log"),

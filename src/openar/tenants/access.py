@@ -40,6 +40,20 @@ class Access:
     link_scope: str = ""  # magic sessions: "invoice", "past_due" or "account"
     invoice_id: int | None = None
     perms: frozenset[Perm] = field(default=frozenset())
+    read_only: bool = False  # staff viewing the portal as a customer: nothing may change
+
+    @classmethod
+    def viewing_as(cls, staff: Access, customer: Customer) -> Access:
+        """Staff seeing the portal exactly as ``customer``'s users do, read-only."""
+        return cls(
+            organization=staff.organization,
+            role=Role.CUSTOMER,
+            via="view_as",
+            membership=staff.membership,
+            customer=customer,
+            perms=ROLE_PERMISSIONS[Role.CUSTOMER],
+            read_only=True,
+        )
 
     @classmethod
     def from_membership(cls, membership: Membership) -> Access:

@@ -9,8 +9,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
-from openar.tenants.access import Access
+from openar.tenants.access import Access, actor_of
 from openar.tenants.models import Membership
+from openar.tenants.permissions import Perm
 
 SESSION_KEY = "openar_membership_id"
 UNSCOPED_PATHS = frozenset({"/healthz", "/readyz"})
@@ -71,11 +72,43 @@ def magic_access(request: HttpRequest) -> Access | None:
     )
 
 
+VIEW_AS_SESSION_KEY = "openar_view_as"
+
+
 def access_for_request(request: HttpRequest) -> Access | None:
     if request.user.is_authenticated:
         membership = membership_for_request(request)
-        return Access.from_membership(membership) if membership is not None else None
+        if membership is None:
+            return None
+        access = Access.from_membership(membership)
+        if request.path.startswith("/portal/") and isinstance(request.session.get(VIEW_AS_SESSION_KEY), int):
+            return _viewing_as(request, access)
+        return access
     return magic_access(request)
+
+
+def _viewing_as(request: HttpRequest, staff: Access) -> Access:
+    """Staff who chose "view as customer" see the portal as that customer, read-only; every
+    page they open is audited."""
+    from openar.core.audit import log_event
+    from openar.customers.models import Customer
+
+    if not staff.can(Perm.DESK_VIEW_AS):
+        return staff
+    with scope(organization=staff.organization):
+        customer = Customer.objects.filter(pk=request.session[VIEW_AS_SESSION_KEY]).first()
+        if customer is None:
+            request.session.pop(VIEW_AS_SESSION_KEY, None)
+            return staff
+        customer.organization = staff.organization
+        log_event(
+            "openar.view_as.page",
+            organization=staff.organization,
+            obj=customer,
+            actor=actor_of(request),
+            data={"path": request.path[:200]},
+        )
+    return Access.viewing_as(staff, customer)
 
 
 def _set(request: HttpRequest, access: Access | None) -> None:
