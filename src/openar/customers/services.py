@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import transaction
 from django.utils import timezone
 
-from openar.customers.models import Activity, Customer
+from openar.core.audit import log_event
+from openar.core.errors import ServiceError
+from openar.customers.models import Activity, Contact, Customer
 from openar.identity.models import User
 
 
@@ -33,3 +36,53 @@ def activity_record(
         invoice_id=invoice_id,
         occurred_at=occurred_at or timezone.now(),
     )
+
+
+CONTACT_FIELDS = ("name", "email", "phone", "consent_email", "consent_sms")
+
+
+def contact_update(
+    *,
+    contact: Contact,
+    changes: dict[str, object],
+    actor: User | None = None,
+    by_contact: bool = False,
+    ip: str | None = None,
+) -> Contact:
+    """Change a contact's details; the previous values are kept in the audit event and the
+    change shows on the customer's timeline."""
+    unknown = set(changes) - set(CONTACT_FIELDS)
+    if unknown:
+        raise ServiceError(f"Unknown contact field(s): {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        locked = Contact.objects.select_for_update().get(pk=contact.pk)
+        diff = {
+            name: [getattr(locked, name), value]
+            for name, value in changes.items()
+            if getattr(locked, name) != value
+        }
+        if not diff:
+            return locked
+        for name, (_, value) in diff.items():
+            setattr(locked, name, value)
+        locked.full_clean(exclude=["customer", "user", "organization"])
+        locked.save(update_fields=list(diff))
+        who = "the contact" if by_contact else (actor.get_full_name() if actor else "staff")
+        activity_record(
+            customer=locked.customer,
+            kind=Activity.Kind.PORTAL if by_contact else Activity.Kind.STATUS,
+            summary=f"Contact details of {locked.name} updated by {who}: {', '.join(diff)}",
+            actor=actor,
+        )
+        log_event(
+            "openar.contact.updated",
+            organization=locked.customer.organization,
+            obj=locked,
+            actor=actor,
+            ip=ip,
+            data={
+                "changes": {name: [str(before), str(after)] for name, (before, after) in diff.items()},
+                "by_contact": by_contact,
+            },
+        )
+    return locked

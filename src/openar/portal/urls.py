@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openar.portal import views
+from openar.portal import details, views
 
 app_name = "portal"
 urlpatterns = [
@@ -12,4 +12,6 @@ urlpatterns = [
     path("documents/", views.documents, name="documents"),
     path("documents/<int:document_id>/download", views.document_download, name="document_download"),
     path("activity/", views.activity, name="activity"),
+    path("details/", details.details, name="details"),
+    path("step-up/", details.step_up, name="step_up"),
 ]
