@@ -13,7 +13,7 @@ from openar.core.audit import log_event
 from openar.core.errors import ServiceError
 from openar.customers.models import Contact, Customer
 from openar.desk.forms import InviteForm, MagicLinkForm
-from openar.identity.magic import magic_link_create, magic_link_send, magic_links_revoke_contact
+from openar.identity.magic import IssuedLink, magic_link_create, magic_link_send, magic_links_revoke_contact
 from openar.tenants.access import Access, actor_of, require
 from openar.tenants.middleware import VIEW_AS_SESSION_KEY
 from openar.tenants.models import Role
@@ -32,6 +32,14 @@ def _back(customer: Customer) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("desk:customer", args=[customer.pk]) + "#contacts")
 
 
+def _create_and_send(request: HttpRequest, contact: Contact, scope: str, send: str) -> IssuedLink:
+    with transaction.atomic():
+        issued = magic_link_create(contact=contact, scope_=scope, created_by=actor_of(request))
+        if send == "email":
+            magic_link_send(issued=issued)
+    return issued
+
+
 @require_POST
 @collector_required
 def link_create(request: HttpRequest, customer_id: int, contact_id: int) -> HttpResponse:
@@ -44,12 +52,11 @@ def link_create(request: HttpRequest, customer_id: int, contact_id: int) -> Http
     if form.cleaned_data["send"] == "email" and not (contact.email and contact.consent_email):
         messages.error(request, f"{contact.name} has no email address we may write to.")
         return _back(customer)
-    with transaction.atomic():
-        issued = magic_link_create(
-            contact=contact, scope_=form.cleaned_data["scope"], created_by=actor_of(request)
-        )
-        if form.cleaned_data["send"] == "email":
-            magic_link_send(issued=issued)
+    try:
+        issued = _create_and_send(request, contact, form.cleaned_data["scope"], form.cleaned_data["send"])
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return _back(customer)
     if form.cleaned_data["send"] == "email":
         messages.success(request, f"Sign-in link emailed to {contact.email}.")
         return _back(customer)

@@ -53,7 +53,14 @@ def _between(low: int, high: int) -> Any:
 
 
 class MagicLinkForm(forms.Form):
-    scope = forms.ChoiceField(choices=MagicLink.Scope.choices, initial=MagicLink.Scope.PAST_DUE)
+    # A link to one invoice is made from the invoice (reminders); the desk offers these two.
+    scope = forms.ChoiceField(
+        choices=[
+            (MagicLink.Scope.PAST_DUE, "The past-due invoices"),
+            (MagicLink.Scope.ACCOUNT, "The whole account"),
+        ],
+        initial=MagicLink.Scope.PAST_DUE,
+    )
     send = forms.ChoiceField(
         choices=[("email", "Email it to the contact"), ("show", "Show it to me to copy")], initial="email"
     )

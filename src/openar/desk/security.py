@@ -77,7 +77,7 @@ def _events(request: HttpRequest, form: AuditFilterForm) -> QuerySet[AuditEvent]
         events = events.filter(actor__email__iexact=data["actor"].strip())
     if data["since"]:
         events = events.filter(created_at__gte=_start_of(data["since"]))
-    if data["until"]:
+    if data["until"] and data["until"] < datetime.date.max:
         events = events.filter(created_at__lt=_start_of(data["until"] + datetime.timedelta(days=1)))
     return events
 

@@ -31,16 +31,26 @@ def _digest(code: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
 
 
-def step_up_fresh(session: SessionBase, now: float | None = None) -> bool:
+def step_up_fresh(session: SessionBase, contact: Contact, now: float | None = None) -> bool:
+    """Has this contact proved control of their mailbox in this session, recently?"""
     done = session.get(DONE_KEY)
-    return isinstance(done, int | float) and (now or time.time()) - done < STEP_UP_TTL
+    if not isinstance(done, dict) or done.get("contact") != contact.pk:
+        return False
+    at = done.get("at")
+    return isinstance(at, int | float) and (now or time.time()) - at < STEP_UP_TTL
 
 
 def step_up_send_code(*, session: SessionBase, contact: Contact, ip: str | None = None) -> None:
     """Email a fresh code to the contact (replacing any earlier one)."""
     code = f"{secrets.randbelow(1_000_000):06d}"
     salt = secrets.token_hex(8)
-    session[CODE_KEY] = {"digest": _digest(code, salt), "salt": salt, "at": time.time(), "tries": 0}
+    session[CODE_KEY] = {
+        "digest": _digest(code, salt),
+        "salt": salt,
+        "at": time.time(),
+        "tries": 0,
+        "contact": contact.pk,
+    }
     organization = contact.customer.organization
     with transaction.atomic():
         log_event("openar.step_up.code_sent", organization=organization, obj=contact, ip=ip)
@@ -60,7 +70,7 @@ def step_up_check_code(*, session: SessionBase, contact: Contact, code: str, ip:
     """ "ok", "wrong", "expired" or "locked"; "ok" marks the session stepped up."""
     pending = session.get(CODE_KEY)
     organization = contact.customer.organization
-    if not isinstance(pending, dict):
+    if not isinstance(pending, dict) or pending.get("contact") != contact.pk:
         return "expired"
     if time.time() - pending["at"] > CODE_TTL:
         session.pop(CODE_KEY, None)
@@ -69,7 +79,7 @@ def step_up_check_code(*, session: SessionBase, contact: Contact, code: str, ip:
         return "locked"
     if hmac.compare_digest(pending["digest"], _digest(code.strip(), pending["salt"])):
         session.pop(CODE_KEY, None)
-        session[DONE_KEY] = time.time()
+        session[DONE_KEY] = {"contact": contact.pk, "at": time.time()}
         log_event("openar.step_up.passed", organization=organization, obj=contact, ip=ip)
         return "ok"
     pending["tries"] += 1

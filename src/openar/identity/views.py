@@ -85,11 +85,13 @@ def magic_confirm(request: HttpRequest) -> HttpResponse:
         link = magic_link_consume(link_id=link.pk, ip=client_ip(request), user_agent=user_agent(request))
     except LinkNotUsable as exc:
         return _unusable(request, exc.state)
+    # A link signs in its contact in a fresh session: nothing of an earlier sign-in (a user,
+    # another contact's link, a step-up proved by someone else) carries over.
     if request.user.is_authenticated:
-        logout(request)  # a link signs in its contact, never on top of someone else
-    request.session.cycle_key()
+        logout(request)
+    else:
+        request.session.flush()
     request.session[MAGIC_SESSION_KEY] = {"link": link.pk}
-    request.session.pop(PENDING_KEY, None)
     return HttpResponseRedirect(link.target or "/portal/")
 
 

@@ -41,6 +41,8 @@ def _contact(request: HttpRequest) -> Contact | None:
     access = _access(request)
     if access.contact is not None:
         return access.contact
+    if access.read_only and access.customer is not None:  # staff viewing as the customer
+        return Contact.objects.filter(customer=access.customer).order_by("-is_primary", "pk").first()
     if request.user.is_authenticated and access.customer is not None:
         return Contact.objects.filter(customer=access.customer, user=request.user).first()
     return None
@@ -68,7 +70,7 @@ def details(request: HttpRequest) -> HttpResponse:
         if access.read_only:
             messages.error(request, "Viewing as the customer: nothing can be changed from here.")
             return HttpResponseRedirect(reverse("portal:details"))
-        if access.is_narrow and not step_up_fresh(request.session):
+        if access.is_narrow and not step_up_fresh(request.session, contact):
             return HttpResponseRedirect(reverse("portal:step_up") + "?" + urlencode({"next": request.path}))
         if form.is_valid():
             try:
@@ -84,7 +86,7 @@ def details(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, "Your details are saved.")
                 return HttpResponseRedirect(reverse("portal:details"))
-    needs_step_up = access.is_narrow and not step_up_fresh(request.session)
+    needs_step_up = access.is_narrow and not step_up_fresh(request.session, contact)
     return render(
         request,
         "portal/details.html",
