@@ -52,14 +52,16 @@ def _contact(request: HttpRequest) -> Contact | None:
 @customer_required
 def details(request: HttpRequest) -> HttpResponse:
     access = _access(request)
+    if access.read_only and request.method == "POST":
+        messages.error(request, "Viewing as the customer: nothing can be changed from here.")
+        return HttpResponseRedirect(reverse("portal:details"))
     contact = _contact(request)
     context: dict[str, object] = {
         "customer": access.customer,
         "access": access,
         "nav": "details",
-        "full": True,
+        "full": "portal.full" in access.perm_names,
     }
-    context["full"] = "portal.full" in access.perm_names
     if contact is None:
         return render(request, "portal/details.html", {**context, "contact": None})
     form = DetailsForm(
@@ -67,9 +69,6 @@ def details(request: HttpRequest) -> HttpResponse:
         instance=Contact(pk=contact.pk, **{name: getattr(contact, name) for name in DetailsForm.Meta.fields}),
     )
     if request.method == "POST":
-        if access.read_only:
-            messages.error(request, "Viewing as the customer: nothing can be changed from here.")
-            return HttpResponseRedirect(reverse("portal:details"))
         if access.is_narrow and not step_up_fresh(request.session, contact):
             return HttpResponseRedirect(reverse("portal:step_up") + "?" + urlencode({"next": request.path}))
         if form.is_valid():
