@@ -13,6 +13,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -50,6 +51,20 @@ def _default_target(scope_: str, invoice: Invoice | None) -> str:
     return "/portal/"
 
 
+def portal_path(target: str) -> bool:
+    """A path inside /portal/ on this site: no scheme or host, no backslash or control
+    character, and no "." or ".." segment, even percent-encoded."""
+    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
+        return False
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return False
+    path = unquote(parts.path)
+    if "\\" in path or any(segment in (".", "..") for segment in path.split("/")):
+        return False
+    return path.startswith("/portal/")
+
+
 @dataclass(frozen=True)
 class IssuedLink:
     link: MagicLink
@@ -74,7 +89,7 @@ def _new_link(
         raise ServiceError(f"Unknown link scope {scope_!r}.", field="scope")
     if scope_ == MagicLink.Scope.INVOICE and (invoice is None or invoice.customer_id != contact.customer_id):
         raise ServiceError("A link to one invoice needs one of the contact's own invoices.", field="invoice")
-    if target and not target.startswith("/portal/"):
+    if target and not portal_path(target):
         raise ServiceError("A link can only lead into the customer portal.", field="target")
     policy = policy_for(contact.customer.organization)
     token = secrets.token_urlsafe(TOKEN_BYTES)
