@@ -131,11 +131,11 @@ def test_expiry_and_uses_come_from_the_organizations_security_policy(
 ) -> None:
     if days is not None:
         assert uses is not None
-        SecurityPolicy.objects.create(
-            organization=book.customer.organization, magic_link_days=days, magic_link_max_uses=uses
+        SecurityPolicy.objects.filter(organization=book.customer.organization).update(
+            magic_link_days=days, magic_link_max_uses=uses
         )
     # Another organization's policy plays no part.
-    SecurityPolicy.objects.create(organization=other_supplier, magic_link_days=90, magic_link_max_uses=50)
+    SecurityPolicy.objects.filter(organization=other_supplier).update(magic_link_days=90, magic_link_max_uses=50)
     days, uses = days or 14, uses or 5
 
     issued = create_link(book.contact, invoice=book.invoices["INV-101"])  # ignored outside scope invoice
@@ -268,8 +268,8 @@ def test_bulk_creation_makes_one_link_per_contact_in_one_insert(book: Book, cust
         make_contact(book.customer, "Lee Ledger", "lee@bolt.example", is_primary=False),
         make_contact(customer_2, "Ann Anvil", "ann@anvil.example"),
     ]
-    SecurityPolicy.objects.create(
-        organization=book.customer.organization, magic_link_days=7, magic_link_max_uses=3
+    SecurityPolicy.objects.filter(organization=book.customer.organization).update(
+        magic_link_days=7, magic_link_max_uses=3
     )
 
     with scope(organization=book.customer.organization), CaptureQueriesContext(connection) as queries:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from openar.tenants.access import Access, actor_of
-from openar.tenants.models import Membership
+from openar.tenants.models import Membership, Organization, SecurityPolicy, policy_for
 from openar.tenants.permissions import Perm
 
 SESSION_KEY = "openar_membership_id"
@@ -23,7 +26,7 @@ def memberships_of(user: Any) -> list[Membership]:
     with scopes_disabled():
         memberships = list(
             Membership.objects.filter(user=user, is_active=True)
-            .select_related("organization", "creditor", "customer")
+            .select_related("organization__security_policy", "creditor", "customer")
             .order_by("id")
         )
     for membership in memberships:
@@ -47,6 +50,31 @@ def membership_for_request(request: HttpRequest) -> Membership | None:
 
 
 MAGIC_SESSION_KEY = "openar_magic"
+STARTED_KEY = "openar_session_started"
+SEEN_KEY = "openar_session_seen"
+SEEN_RESOLUTION = 60  # seconds: the last-seen time is written at most once a minute
+
+
+def _policy(organization: Organization) -> SecurityPolicy:
+    try:
+        return organization.security_policy
+    except SecurityPolicy.DoesNotExist:
+        return policy_for(organization)
+
+
+def session_expired(request: HttpRequest, organization: Organization) -> bool:
+    """Apply the organization's idle timeout and absolute session lifetime."""
+    policy = _policy(organization)
+    now = time.time()
+    started, seen = request.session.get(STARTED_KEY), request.session.get(SEEN_KEY)
+    if not isinstance(started, int | float) or not isinstance(seen, int | float):
+        request.session[STARTED_KEY] = request.session[SEEN_KEY] = now
+        return False
+    if now - seen > policy.session_idle_minutes * 60 or now - started > policy.session_max_hours * 3600:
+        return True
+    if now - seen > SEEN_RESOLUTION:
+        request.session[SEEN_KEY] = now
+    return False
 
 
 def magic_access(request: HttpRequest) -> Access | None:
@@ -58,7 +86,7 @@ def magic_access(request: HttpRequest) -> Access | None:
         return None
     with scopes_disabled():
         link = (
-            MagicLink.objects.select_related("organization", "contact__customer")
+            MagicLink.objects.select_related("organization__security_policy", "contact__customer")
             .filter(pk=data["link"], revoked_at__isnull=True, contact__isnull=False)
             .first()
         )
@@ -139,6 +167,11 @@ class TenantScopeMiddleware:
             with scopes_disabled():
                 return self.get_response(request)
         access = access_for_request(request)
+        if access is not None and session_expired(request, access.organization):
+            logout(request)  # flushes the session: a full sign-in and a magic link alike
+            access = None
+            if not request.path.startswith(("/accounts/", "/l/")):
+                return HttpResponseRedirect(f"{reverse('account_login')}?expired=1")
         _set(request, access)
         organization = access.organization if access else None
         if organization is not None:
