@@ -33,6 +33,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from openar.demo import demo_links, demo_password, demo_seed_if_empty
 
     call_command("migrate", interactive=False, verbosity=0)
+    call_command("createcachetable", verbosity=0)
     created = demo_seed_if_empty()
     base = f"http://127.0.0.1:{args.port}"
     print("OpenAR demo" + (" (demo data created)" if created else ""), flush=True)

@@ -135,7 +135,9 @@ def test_expiry_and_uses_come_from_the_organizations_security_policy(
             magic_link_days=days, magic_link_max_uses=uses
         )
     # Another organization's policy plays no part.
-    SecurityPolicy.objects.filter(organization=other_supplier).update(magic_link_days=90, magic_link_max_uses=50)
+    SecurityPolicy.objects.filter(organization=other_supplier).update(
+        magic_link_days=90, magic_link_max_uses=50
+    )
     days, uses = days or 14, uses or 5
 
     issued = create_link(book.contact, invoice=book.invoices["INV-101"])  # ignored outside scope invoice

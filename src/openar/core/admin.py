@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -17,6 +18,8 @@ def _superuser_only(request: HttpRequest) -> bool:
 
 
 admin.site.has_permission = _superuser_only  # type: ignore[method-assign]
+# The admin signs in through the same door as everyone: rate limits, lockout and MFA.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 admin.site.site_header = "OpenAR operations"
 
 

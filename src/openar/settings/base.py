@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "django_scopes",
     "openar.core",
     "openar.tenants",
@@ -59,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "openar.tenants.middleware.TenantScopeMiddleware",
+    "openar.identity.mfa.MFAEnrolmentMiddleware",
 ]
 
 ROOT_URLCONF = "openar.urls"
@@ -91,12 +94,10 @@ AUTHENTICATION_BACKENDS = [
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {
-        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 12},
-    },
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Length by second factor, common and breached passwords, company and product names: all
+    # from each organization's security policy.
+    {"NAME": "openar.identity.passwords.PolicyPasswordValidator"},
 ]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.ScryptPasswordHasher",
@@ -114,15 +115,50 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 ACCOUNT_ADAPTER = "openar.identity.adapter.AccountAdapter"
+# Brute-force defence, on the shared cache (CACHES below). "login_failed": every sign-in
+# attempt takes a slot per client IP (10 a minute) and per account (5 in 5 minutes) before
+# the password is checked, and only a success gives its slot back; so once an account has 5
+# failures in the window, even the right password is refused until the window passes. The
+# code step of MFA has the same limits per user; "login" bounds every sign-in POST per IP.
 ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
     "login_failed": "10/m/ip,5/5m/key",
     "reset_password": "20/m/ip,5/m/key",
 }
+# A password reset never signs anyone in: the next sign-in asks for the password and, where
+# the person has an authenticator, for the code too.
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+# Changing the password keeps this session and ends the others (openar.identity.signals).
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+
+# The client address allauth counts rate limits by: X-Forwarded-For is read only when
+# OPENAR_TRUSTED_PROXIES names the proxies in front (one entry per proxy hop), and then the
+# address the outermost of them saw; with none, REMOTE_ADDR alone.
+ALLAUTH_TRUSTED_PROXY_COUNT = len(OPENAR_TRUSTED_PROXIES)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = None
+
+# MFA (allauth.mfa): authenticator apps (TOTP), security keys and passkeys (WebAuthn) as a
+# second factor, and recovery codes. Whether a person must have one is the organization's
+# policy, enforced by openar.identity.mfa.MFAEnrolmentMiddleware. Passkey-only sign-in stays
+# off until the sign-in page offers it.
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_PASSKEY_LOGIN_ENABLED = False
+MFA_TOTP_TOLERANCE = 0  # a code is good for its own 30 seconds only, and only once
+OPENAR_MFA_ENFORCE = True
+
+# Sessions (allauth.usersessions): people see their signed-in sessions and end them.
+USERSESSIONS_TRACK_ACTIVITY = False  # no write on every request; sessions are recorded at sign-in
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env_int("OPENAR_SESSION_AGE", 12 * 3600)
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions are cached in Redis when there is one; otherwise they stay in their own table (see
+# CACHES: the database cache would only add writes, and crowd out the lockouts).
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if env_str("OPENAR_REDIS_URL")
+    else "django.contrib.sessions.backends.db"
+)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("fr", "Français")]
@@ -143,7 +179,18 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = False
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# One cache shared by every process and machine: rate limits, lockouts and used TOTP codes
+# live here. The database (its table is made by ``migrate``, see IdentityConfig) unless Redis
+# is configured; the tests use local memory. The database cache, once past MAX_ENTRIES live
+# entries, evicts a third of them in key order, lockouts first: hence a high ceiling, and the
+# sessions kept out of it (in their own table: caching them in the same database gains nothing).
+CACHES: dict[str, dict[str, object]] = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "openar_cache",
+        "OPTIONS": {"MAX_ENTRIES": 200_000},
+    }
+}
 if env_str("OPENAR_REDIS_URL"):
     CACHES["default"] = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

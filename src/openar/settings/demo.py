@@ -13,3 +13,5 @@ AUTH_PASSWORD_VALIDATORS: list[dict[str, object]] = []  # type: ignore[no-redef]
 
 OPENAR_DEMO = True
 OPENAR_DEMO_PASSWORD = "openar-demo"  # noqa: S105  (printed for people trying the demo)
+# WebAuthn on http://localhost (browsers refuse passkeys on a bare IP such as 127.0.0.1).
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True

@@ -19,4 +19,10 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env_bool("OPENAR_SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = env_bool("OPENAR_SECURE_COOKIES", True)
 SECURE_HSTS_SECONDS = env_int("OPENAR_HSTS_SECONDS", 0)
+# HSTS covers the portal's own subdomains (it is served from one host of its own).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("OPENAR_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading binds the whole registrable domain and is slow to undo, so it is the operator's
+# explicit choice; without it, Django's reminder (security.W021) is silenced on purpose.
+SECURE_HSTS_PRELOAD = env_bool("OPENAR_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]

@@ -28,3 +28,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 ACCOUNT_RATE_LIMITS: dict[str, str] | bool = False  # type: ignore[no-redef]
+CACHES: dict[str, dict[str, object]] = {  # type: ignore[no-redef]
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True  # the live server is plain http
+# Tests about other things sign staff in with force_login under the default policy (MFA
+# required for staff) and would all land on the enrolment page; the tests of MFA
+# (tests/identity/test_mfa.py, tests/browser/test_mfa_browser.py) turn this back on.
+OPENAR_MFA_ENFORCE = False
