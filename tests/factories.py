@@ -9,11 +9,14 @@ afterwards enter it themselves (``with scope(organization=org)``).
 from __future__ import annotations
 
 import datetime
+import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django_scopes import scope, scopes_disabled
 
 from openar.billing.ledger import ledger_check
@@ -160,9 +163,7 @@ def issue_invoice(
             number=number,
             issue_date=issued,
             due_date=due,
-            lines=list(lines)
-            if lines is not None
-            else [LineInput("Goods", Decimal(1), Decimal(amount))],
+            lines=list(lines) if lines is not None else [LineInput("Goods", Decimal(1), Decimal(amount))],
             currency=currency,
             po_number=po_number,
             actor=actor,
@@ -259,3 +260,19 @@ def make_document(
             content_type=content_type,
             visible_to_customer=visible_to_customer,
         )
+
+
+# --- front-door helpers -----------------------------------------------------------------------
+
+
+def signed_in(user: User) -> Client:
+    """A test client with ``user`` signed in (a full session)."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def text_of(content: bytes) -> str:
+    """A page's text without tags, entities decoded, whitespace collapsed."""
+    without_tags = re.sub(r"<[^>]+>", " ", content.decode())
+    return " ".join(html.unescape(without_tags).split())

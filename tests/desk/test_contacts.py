@@ -4,7 +4,6 @@ shown once, withdrawn per contact) and viewing the portal as the customer sees i
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import re
 from typing import Any
@@ -16,25 +15,14 @@ from django.test import Client
 from django_scopes import scope, scopes_disabled
 from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
 
-from factories import Users, issue_invoice, make_contact
+from factories import Users, issue_invoice, make_contact, signed_in, text_of
 from openar.core.models import AuditEvent
 from openar.customers.models import Activity, Contact, Customer
 from openar.identity.magic import IssuedLink, magic_link_create
-from openar.identity.models import MagicLink, User
+from openar.identity.models import MagicLink
 from openar.tenants.middleware import VIEW_AS_SESSION_KEY
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def text_of(content: bytes) -> str:
-    without_tags = re.sub(r"<[^>]+>", " ", content.decode())
-    return " ".join(html.unescape(without_tags).split())
 
 
 def links_url(contact: Contact) -> str:

@@ -19,7 +19,7 @@ import time_machine
 from django.test import Client
 from django_scopes import scope, scopes_disabled
 
-from factories import Users, make_contact, make_member, make_user
+from factories import Users, make_contact, make_member, make_user, signed_in, text_of
 from openar.core.audit import log_event
 from openar.core.models import AuditEvent
 from openar.customers.models import Contact, Customer
@@ -48,17 +48,6 @@ LIMITS = {
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def text_of(content: bytes) -> str:
-    without_tags = re.sub(r"<[^>]+>", " ", content.decode())
-    return " ".join(html.unescape(without_tags).split())
 
 
 def all_events() -> list[AuditEvent]:

@@ -22,7 +22,7 @@ from django.test import Client
 from django_scopes import ScopeError, scope, scopes_disabled
 from pypdf import PdfReader
 
-from factories import row_counts
+from factories import row_counts, signed_in
 from openar.core.models import TenantModel
 from openar.identity.models import User
 from openar.tenants.models import Membership, Organization, Role
@@ -77,12 +77,6 @@ def staff_perms(world: World, slug: str) -> frozenset[str]:
     with scopes_disabled():
         role = Membership.objects.get(user=world.staff[slug]).role
     return role_perms(role)
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def body_of(response: HttpResponseBase) -> str:

@@ -19,7 +19,7 @@ from django.test import Client
 from django_scopes import scope, scopes_disabled
 from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
 
-from factories import Users, make_contact
+from factories import Users, make_contact, text_of
 from openar.core.models import AuditEvent
 from openar.customers.models import Activity, Contact, Customer
 from openar.identity.magic import magic_link_create
@@ -47,11 +47,6 @@ CHANGES = {
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def text_of(content: bytes) -> str:
-    without_tags = re.sub(r"<[^>]+>", " ", content.decode())
-    return " ".join(html.unescape(without_tags).split())
 
 
 def field_errors(content: bytes) -> dict[str, list[str]]:

@@ -4,16 +4,13 @@ seat limit under concurrent invitations on PostgreSQL."""
 
 from __future__ import annotations
 
-import html
-import re
 import threading
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django_scopes import scope, scopes_disabled
 
-from factories import Users, make_user
+from factories import Users, make_user, signed_in, text_of
 from openar.core.errors import ServiceError
 from openar.core.models import AuditEvent
 from openar.customers.models import Customer
@@ -28,17 +25,6 @@ LIMIT_REACHED = (
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def text_of(content: bytes) -> str:
-    without_tags = re.sub(r"<[^>]+>", " ", content.decode())
-    return " ".join(html.unescape(without_tags).split())
 
 
 def invite_url(customer: Customer) -> str:
