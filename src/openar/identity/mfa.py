@@ -23,7 +23,7 @@ from django.utils.functional import SimpleLazyObject
 
 from openar.tenants.access import access_of
 from openar.tenants.middleware import STATIC_PREFIX, UNSCOPED_PATHS
-from openar.tenants.models import policy_for
+from openar.tenants.models import request_policy
 
 # Where a person without an authenticator may still go: allauth's account and MFA pages
 # (set up, re-enter the password, sign out, sessions), the magic-link sign-out, and what
@@ -44,7 +44,7 @@ def mfa_enrolment_required(request: HttpRequest) -> bool:
     access = access_of(request)
     if access is None or access.is_narrow:
         return False
-    if not policy_for(access.organization).mfa_required_for(access.role):
+    if not request_policy(access.organization).mfa_required_for(access.role):
         return False
     return not Authenticator.objects.filter(user_id=user.pk).exists()
 

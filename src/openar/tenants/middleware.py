@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from openar.tenants.access import Access, actor_of
-from openar.tenants.models import Membership, Organization, SecurityPolicy, policy_for
+from openar.tenants.models import Membership, Organization, request_policy
 from openar.tenants.permissions import Perm
 
 SESSION_KEY = "openar_membership_id"
@@ -55,16 +55,9 @@ SEEN_KEY = "openar_session_seen"
 SEEN_RESOLUTION = 60  # seconds: the last-seen time is written at most once a minute
 
 
-def _policy(organization: Organization) -> SecurityPolicy:
-    try:
-        return organization.security_policy
-    except SecurityPolicy.DoesNotExist:
-        return policy_for(organization)
-
-
 def session_expired(request: HttpRequest, organization: Organization) -> bool:
     """Apply the organization's idle timeout and absolute session lifetime."""
-    policy = _policy(organization)
+    policy = request_policy(organization)
     now = time.time()
     started, seen = request.session.get(STARTED_KEY), request.session.get(SEEN_KEY)
     if not isinstance(started, int | float) or not isinstance(seen, int | float):

@@ -185,3 +185,12 @@ def policy_for(organization: Organization) -> SecurityPolicy:
     """The organization's policy (created with the defaults on first use)."""
     policy, _ = SecurityPolicy.objects.get_or_create(organization=organization)
     return policy
+
+
+def request_policy(organization: Organization) -> SecurityPolicy:
+    """The policy as loaded with the request's membership (no query); services that act on
+    the policy read it fresh with ``policy_for``."""
+    try:
+        return organization.security_policy
+    except SecurityPolicy.DoesNotExist:
+        return policy_for(organization)
