@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 
 import pytest
+import time_machine
 from django.db import connection
 
 from factories import (
+    NOON_ON_TODAY,
     Users,
     make_contact,
     make_creditor,
@@ -35,9 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "ledger_corrupted: the test corrupts the ledger on purpose; skip the check at teardown",
     )
-    config.addinivalue_line(
-        "markers", "postgresql: needs PostgreSQL (row locks); skipped on SQLite"
-    )
+    config.addinivalue_line("markers", "postgresql: needs PostgreSQL (row locks); skipped on SQLite")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -72,9 +72,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _ledger_clean_at_teardown(request: pytest.FixtureRequest) -> Generator[None, None, None]:
     """After each database test that passed, the ledger must still be consistent."""
     names = set(request.fixturenames)
-    uses_db = bool(names & {"db", "transactional_db"}) or request.node.get_closest_marker(
-        "django_db"
-    )
+    uses_db = bool(names & {"db", "transactional_db"}) or request.node.get_closest_marker("django_db")
     if not uses_db or request.node.get_closest_marker("ledger_corrupted"):
         yield
         return
@@ -91,6 +89,13 @@ def assert_ledger_clean() -> Callable[..., None]:
 
 
 @pytest.fixture
+def clock() -> Generator[time_machine.Traveller, None, None]:
+    """Noon on factories.TODAY in Toronto (the test supplier's time zone), standing still."""
+    with time_machine.travel(NOON_ON_TODAY, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
 def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
@@ -101,9 +106,7 @@ def is_postgresql() -> bool:
 @pytest.fixture
 def supplier(db: None) -> Organization:
     """A supplier collecting its own receivables, in US dollars."""
-    return make_organization(
-        "acme", name="Acme Supplies", currency="USD", timezone="America/Toronto"
-    )
+    return make_organization("acme", name="Acme Supplies", currency="USD", timezone="America/Toronto")
 
 
 @pytest.fixture
@@ -115,9 +118,7 @@ def other_supplier(db: None) -> Organization:
 @pytest.fixture
 def agency(db: None) -> Organization:
     """A collection agency, with two creditor clients."""
-    return make_organization(
-        "northwind", name="Northwind Collections", kind=Organization.Kind.AGENCY
-    )
+    return make_organization("northwind", name="Northwind Collections", kind=Organization.Kind.AGENCY)
 
 
 @pytest.fixture
@@ -185,7 +186,5 @@ def users(
         manager=make_member(supplier, Role.MANAGER, "manager@acme.example"),
         collector=make_member(supplier, Role.COLLECTOR, "collector@acme.example"),
         customer=make_member(supplier, Role.CUSTOMER, "dana@bolt.example", customer=customer),
-        creditor=make_member(
-            agency, Role.CREDITOR, "client@citywater.example", creditor=agency_clients[0]
-        ),
+        creditor=make_member(agency, Role.CREDITOR, "client@citywater.example", creditor=agency_clients[0]),
     )

@@ -9,11 +9,11 @@ afterwards enter it themselves (``with scope(organization=org)``).
 from __future__ import annotations
 
 import datetime
-import html
-import re
+import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from django.test import Client
@@ -32,6 +32,8 @@ from openar.tenants.models import Creditor, Membership, Organization, Role
 # A fixed "today": tests never depend on the day they run.
 TODAY = datetime.date(2025, 6, 30)
 RECEIVED_AT = datetime.datetime(2025, 6, 30, 15, 0, tzinfo=datetime.UTC)
+TORONTO = zoneinfo.ZoneInfo("America/Toronto")  # the test supplier's time zone
+NOON_ON_TODAY = datetime.datetime.combine(TODAY, datetime.time(12, 0), tzinfo=TORONTO)
 PASSWORD = "correct horse battery staple"
 
 
@@ -272,7 +274,26 @@ def signed_in(user: User) -> Client:
     return client
 
 
-def text_of(content: bytes) -> str:
-    """A page's text without tags, entities decoded, whitespace collapsed."""
-    without_tags = re.sub(r"<[^>]+>", " ", content.decode())
-    return " ".join(html.unescape(without_tags).split())
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._skip += tag in ("script", "style", "title")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip -= tag in ("script", "style", "title")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def text_of(content: bytes | str) -> str:
+    """The visible text of a page: no tags, no title or script, entities decoded, whitespace
+    collapsed."""
+    parser = _Text()
+    parser.feed(content.decode() if isinstance(content, bytes) else content)
+    return " ".join(" ".join(parser.parts).split())

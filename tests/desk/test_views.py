@@ -3,14 +3,10 @@
 
 from __future__ import annotations
 
-import datetime
 import html
 import io
 import re
-import zoneinfo
-from collections.abc import Iterator
 from decimal import Decimal
-from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin
 
 import pytest
@@ -28,6 +24,8 @@ from factories import (
     make_customer,
     make_document,
     record_payment,
+    signed_in,
+    text_of,
 )
 from openar.billing.models import Invoice
 from openar.billing.selectors import BUCKETS, book_aging, customer_aging
@@ -36,36 +34,7 @@ from openar.core.money import format_money
 from openar.customers.models import Customer
 from openar.tenants.models import Creditor, Organization
 
-NOON_ON_TODAY = datetime.datetime.combine(
-    TODAY, datetime.time(12, 0), tzinfo=zoneinfo.ZoneInfo("America/Toronto")
-)
-
-
 # --- helpers ------------------------------------------------------------------------------------
-
-
-class _Text(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._skip += tag in ("script", "style", "title")
-
-    def handle_endtag(self, tag: str) -> None:
-        self._skip -= tag in ("script", "style", "title")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
-def text_of(content: bytes | str) -> str:
-    """The visible text of a page, whitespace collapsed."""
-    parser = _Text()
-    parser.feed(content.decode() if isinstance(content, bytes) else content)
-    return " ".join(" ".join(parser.parts).split())
 
 
 def listed_customers(content: bytes) -> list[str]:
@@ -89,19 +58,7 @@ def table_rows(content: bytes) -> list[list[str]]:
     ]
 
 
-def signed_in(user: object) -> Client:
-    client = Client()
-    client.force_login(user)  # type: ignore[arg-type]
-    return client
-
-
 # --- data ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def clock() -> Iterator[time_machine.Traveller]:
-    with time_machine.travel(NOON_ON_TODAY, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture

@@ -56,13 +56,6 @@ def _fresh_cache() -> Iterator[None]:
     cache.clear()
 
 
-@pytest.fixture
-def clock() -> Iterator[time_machine.Traveller]:
-    """Noon on TODAY in Toronto, standing still."""
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
 @pytest.fixture(scope="session")
 def smtp_server() -> Iterator[SMTPServer]:
     with SMTPServer() as server:

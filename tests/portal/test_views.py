@@ -8,10 +8,8 @@ import html
 import io
 import re
 import zoneinfo
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin
 
 import pytest
@@ -28,6 +26,8 @@ from factories import (
     issue_invoice,
     make_document,
     record_payment,
+    signed_in,
+    text_of,
 )
 from openar.billing.models import Document, Invoice
 from openar.billing.selectors import BUCKETS, customer_aging
@@ -38,36 +38,9 @@ from openar.customers.services import activity_record
 from openar.payments.models import Payment
 
 TORONTO = zoneinfo.ZoneInfo("America/Toronto")
-NOON_ON_TODAY = datetime.datetime.combine(TODAY, datetime.time(12, 0), tzinfo=TORONTO)
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-class _Text(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "title"):
-            self._skip += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "title"):
-            self._skip -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
-def text_of(content: bytes | str) -> str:
-    """The visible text of a page, whitespace collapsed."""
-    parser = _Text()
-    parser.feed(content.decode() if isinstance(content, bytes) else content)
-    return " ".join(" ".join(parser.parts).split())
 
 
 def by_testid(content: bytes, testid: str) -> str:
@@ -101,20 +74,7 @@ def pdf_text(data: bytes) -> str:
     return "\n".join(page.extract_text() for page in reader.pages)
 
 
-def signed_in(user: object) -> Client:
-    client = Client()
-    client.force_login(user)  # type: ignore[arg-type]
-    return client
-
-
 # --- data ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def clock() -> Iterator[time_machine.Traveller]:
-    """Noon on factories.TODAY in Toronto (the supplier's time zone)."""
-    with time_machine.travel(NOON_ON_TODAY, tick=False) as traveller:
-        yield traveller
 
 
 @dataclass
