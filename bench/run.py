@@ -11,6 +11,7 @@ Exit status: 0 when every step worked and every target is met, 1 when a target i
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import http.client
 import http.cookies
@@ -351,6 +352,7 @@ def django_setup(env: dict[str, str]) -> None:
         "DJANGO_SETTINGS_MODULE",
         "OPENAR_DATABASE_URL",
         "OPENAR_SECRET_KEY",
+        "OPENAR_ENCRYPTION_KEYS",
         "OPENAR_DATA_DIR",
         "OPENAR_ALLOWED_HOSTS",
         "OPENAR_SSL_REDIRECT",
@@ -647,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         DJANGO_SETTINGS_MODULE="openar.settings.production",
         OPENAR_DATABASE_URL=url,
         OPENAR_SECRET_KEY=secrets.token_urlsafe(50),
+        OPENAR_ENCRYPTION_KEYS=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         OPENAR_SSL_REDIRECT="false",
         OPENAR_SECURE_COOKIES="false",
         OPENAR_ALLOWED_HOSTS="127.0.0.1",

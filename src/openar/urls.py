@@ -6,12 +6,14 @@ from django.views.generic import TemplateView
 
 from openar.core import views as core_views
 from openar.identity import views as identity_views
+from openar.identity.sessions import usersession_end
 from openar.portal.views import home
 
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("accounts/sessions/<int:session_id>/end/", usersession_end, name="usersession_end"),
     path("accounts/", include("allauth.urls")),
     path("l/confirm/", identity_views.magic_confirm, name="magic_confirm"),
     path("l/request/", identity_views.magic_request, name="magic_request"),

@@ -21,6 +21,7 @@ from openar.customers.models import Activity, Contact, Customer
 from openar.identity.magic import IssuedLink, magic_link_create
 from openar.identity.models import MagicLink
 from openar.tenants.middleware import VIEW_AS_SESSION_KEY
+from openar.tenants.services import policy_update
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -368,6 +369,31 @@ def test_viewing_as_the_customer_changes_nothing(users: Users, customer: Custome
     assert events("openar.contact.updated") == []
     assert [event.data for event in events("openar.view_as.page")] == [{"path": "/portal/details/"}]
     assert mail.outbox == []
+
+
+def test_where_the_policy_allows_staff_act_for_the_customer_under_their_own_name(
+    users: Users, customer: Customer, contact: Contact
+) -> None:
+    policy_update(organization=customer.organization, actor=None, changes={"view_as_can_act": True})
+    client = signed_in(users.collector)
+    client.post(f"/desk/customers/{customer.pk}/view-as/")
+    page = text_of(client.get("/portal/details/").content)
+    assert "Your organization lets you act for the customer here" in page
+    assert "Nothing can be changed from here" not in page
+
+    response = client.post(
+        "/portal/details/",
+        {"name": contact.name, "email": "new-ap@bolt.example", "phone": "", "consent_email": "on"},
+    )
+
+    assert response.status_code == 302
+    assert contact_rows(customer)[0]["email"] == "new-ap@bolt.example"
+    (updated,) = events("openar.contact.updated")
+    assert (updated.actor_id, updated.data["by_contact"]) == (users.collector.pk, False)
+    with scopes_disabled():
+        activity = Activity.objects.get(customer=customer)
+    assert "updated by" in activity.summary
+    assert "by the contact" not in activity.summary
 
 
 def test_stopping_returns_to_the_desk_and_the_portal_is_closed_again(

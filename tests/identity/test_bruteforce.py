@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from cryptography.fernet import Fernet
 from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
 from django.core.management import call_command
@@ -427,6 +428,7 @@ def test_openar_manage_check_deploy_reports_nothing_with_production_settings(
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAR_", "DJANGO_"))}
     environment.update(
         OPENAR_SECRET_KEY=secrets.token_urlsafe(50),  # picks openar.settings.production
+        OPENAR_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         OPENAR_HSTS_SECONDS="31536000",
         OPENAR_HSTS_PRELOAD=preload,
         OPENAR_DATA_DIR=str(tmp_path),

@@ -39,7 +39,7 @@ from openar.customers.services import activity_record
 from openar.identity.magic import magic_link_create
 from openar.identity.models import User
 from openar.payments.models import Payment
-from openar.tenants.models import Creditor, Organization, Role
+from openar.tenants.models import Creditor, Membership, Organization, Role
 
 DOORS = ("portal", "desk")
 
@@ -142,6 +142,7 @@ class Account:
     hidden_document: Document
     pdf: bytes
     internal_note: Activity
+    membership: Membership  # a portal user of the customer (the desk's People page lists it)
     activities: list[Activity] = field(default_factory=list)
 
     @property
@@ -169,6 +170,7 @@ class Account:
             self.document.filename,
             self.internal_note.summary,
             f"{PDF_MARKER}{self.tag}",
+            self.membership.user.email,
         } - {""}
 
 
@@ -185,6 +187,7 @@ FILLERS: dict[str, Callable[[Account], int]] = {
     "contact_id": lambda a: a.contact.pk,
     "activity_id": lambda a: a.activities[0].pk,
     "note_id": lambda a: a.internal_note.pk,
+    "membership_id": lambda a: a.membership.pk,
 }
 
 
@@ -224,7 +227,9 @@ def build_account(tag: str, customer: Customer) -> Account:
         visible_to_customer=False,
     )
     contact = make_contact(customer, f"Payables {tag}", f"payables@{lower}.example")
+    member = make_member(organization, Role.CUSTOMER, f"portal-{lower}@{lower}.example", customer=customer)
     with scope(organization=organization):
+        membership = Membership.objects.get(user=member)
         # A sign-in link per contact: magic links are tenant data too.
         magic_link_create(contact=contact, created_by=None)
         note = activity_record(
@@ -248,6 +253,7 @@ def build_account(tag: str, customer: Customer) -> Account:
         hidden_document=hidden,
         pdf=pdf,
         internal_note=note,
+        membership=membership,
         activities=activities,
     )
 

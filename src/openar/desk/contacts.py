@@ -13,6 +13,7 @@ from openar.core.audit import log_event
 from openar.core.errors import ServiceError
 from openar.customers.models import Contact, Customer
 from openar.desk.forms import InviteForm, MagicLinkForm
+from openar.desk.people import invitation_response
 from openar.identity.magic import IssuedLink, magic_link_create, magic_link_send, magic_links_revoke_contact
 from openar.tenants.access import Access, actor_of, require
 from openar.tenants.middleware import VIEW_AS_SESSION_KEY
@@ -87,7 +88,7 @@ def invite(request: HttpRequest, customer_id: int) -> HttpResponse:
         messages.error(request, "Enter the email address of the person to invite.")
         return _back(customer)
     try:
-        membership_invite(
+        invitation = membership_invite(
             organization=_access(request).organization,
             email=form.cleaned_data["email"],
             full_name=form.cleaned_data["full_name"],
@@ -97,9 +98,10 @@ def invite(request: HttpRequest, customer_id: int) -> HttpResponse:
         )
     except ServiceError as exc:
         messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{form.cleaned_data['email']} can now use the portal for {customer.name}.")
-    return _back(customer)
+        return _back(customer)
+    return invitation_response(
+        request, invitation, reverse("desk:customer", args=[customer.pk]) + "#contacts"
+    )
 
 
 view_as_required = require(Perm.DESK_VIEW_AS)

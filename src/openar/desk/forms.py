@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 
 from openar.identity.models import MagicLink
-from openar.tenants.models import SecurityPolicy
+from openar.tenants.models import Creditor, Role, SecurityPolicy
 from openar.tenants.services import POLICY_FIELDS
 
 LIMITS = {
@@ -77,3 +78,56 @@ class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False, max_length=254, label="Actor email")
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+
+STAFF_INVITE_ROLES = [
+    (Role.COLLECTOR, "Collector: works the accounts"),
+    (Role.MANAGER, "Manager: sees everything, changes nothing"),
+    (Role.ADMIN, "Organization admin: also the security policy and people"),
+    (Role.CREDITOR, "Creditor client: sees the accounts one creditor placed"),
+]
+
+
+class PersonInviteForm(forms.Form):
+    """Invite staff, or (agencies) a creditor client's user."""
+
+    email = forms.EmailField(max_length=254)
+    full_name = forms.CharField(max_length=200, required=False, label="Name")
+    role = forms.ChoiceField(choices=STAFF_INVITE_ROLES, initial=Role.COLLECTOR)
+    creditor: forms.ModelChoiceField[Creditor] = forms.ModelChoiceField(
+        queryset=None,  # set per request (tenant data is only read inside a scope)
+        required=False,
+        label="Creditor (for a creditor client)",
+        empty_label="—",
+    )
+
+    def __init__(self, *args: Any, creditors: QuerySet[Creditor] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if creditors is None or not creditors.exists():
+            role_field: forms.ChoiceField = self.fields["role"]  # type: ignore[assignment]
+            role_field.choices = [c for c in STAFF_INVITE_ROLES if c[0] != Role.CREDITOR]
+            del self.fields["creditor"]
+        else:
+            creditor_field: forms.ModelChoiceField = self.fields["creditor"]  # type: ignore[assignment]
+            creditor_field.queryset = creditors
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("role") == Role.CREDITOR and not data.get("creditor"):
+            self.add_error("creditor", "Choose the creditor this person works for.")
+        return data
+
+
+PEOPLE_KINDS = [
+    ("", "Everyone"),
+    ("staff", "Staff"),
+    ("creditor", "Creditor clients"),
+    ("customer", "Customers"),
+]
+PEOPLE_STATUSES = [("", "Active and deactivated"), ("active", "Active"), ("inactive", "Deactivated")]
+
+
+class PeopleFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label="Name or email")
+    kind = forms.ChoiceField(required=False, choices=PEOPLE_KINDS, label="Who")
+    status = forms.ChoiceField(required=False, choices=PEOPLE_STATUSES, label="Status")

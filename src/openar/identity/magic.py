@@ -28,7 +28,7 @@ from openar.core.audit import log_event
 from openar.core.errors import ServiceError
 from openar.customers.models import Contact
 from openar.identity.models import MagicLink, User
-from openar.tenants.models import Organization, policy_for
+from openar.tenants.models import STAFF_ROLES, Membership, Organization, policy_for
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def magic_link_consume(*, link_id: int, ip: str | None = None, user_agent: str =
             organization=link.organization,
             obj=link,
             data={
-                "contact": link.contact_id,
+                **({"user": link.user_id} if link.user_id else {"contact": link.contact_id}),
                 "use": link.uses,
                 "of": link.max_uses,
                 "user_agent": user_agent[:200],
@@ -279,10 +279,89 @@ def magic_link_send(*, issued: IssuedLink) -> None:
     transaction.on_commit(send)
 
 
+# --- staff sign-in links (where the organization's policy allows them) -------------------------
+
+STAFF_LINK_TTL = datetime.timedelta(minutes=15)
+STAFF_LINK_TARGET = "/desk/"
+
+
+def staff_link_memberships(user: User) -> list[Membership]:
+    """The user's active staff memberships in organizations that allow staff sign-in links."""
+    if not user.is_active:
+        return []
+    with scopes_disabled():
+        return list(
+            Membership.objects.select_related("organization__security_policy", "user")
+            .filter(
+                user=user,
+                is_active=True,
+                role__in=STAFF_ROLES,
+                organization__security_policy__staff_magic_links=True,
+            )
+            .order_by("pk")
+        )
+
+
+def staff_magic_link_create(*, membership: Membership, ip: str | None = None) -> IssuedLink:
+    """A single-use link that signs a staff user in for 15 minutes. It replaces the
+    password only: a second factor the person has is still asked for at sign-in."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    link = MagicLink(
+        organization_id=membership.organization_id,
+        token_hash=token_hash(token),
+        user=membership.user,
+        scope=MagicLink.Scope.ACCOUNT,
+        target=STAFF_LINK_TARGET,
+        max_uses=1,
+        expires_at=timezone.now() + STAFF_LINK_TTL,
+    )
+    with transaction.atomic():
+        link.save()
+        log_event(
+            "openar.magic_link.requested",
+            organization=membership.organization,
+            obj=link,
+            data={"user": membership.user_id, "staff": True, "expires_at": link.expires_at.isoformat()},
+            ip=ip,
+        )
+    return IssuedLink(link, token)
+
+
+def staff_magic_link_send(*, issued: IssuedLink) -> None:
+    link = issued.link
+    user = link.user
+    assert user is not None  # noqa: S101  (staff links only)
+    context = {
+        "person": user,
+        "organization": link.organization,
+        "url": issued.url,
+        "minutes": int(STAFF_LINK_TTL.total_seconds() // 60),
+    }
+    subject = f"Sign in to {link.organization.name}'s desk"
+    text = render_to_string("identity/email/staff_link.txt", context)
+    html = render_to_string("identity/email/staff_link.html", context)
+
+    def send() -> None:
+        message = EmailMultiAlternatives(subject, text, to=[user.email])
+        message.attach_alternative(html, "text/html")
+        message.send()
+
+    transaction.on_commit(send)
+
+
+def staff_link_usable(link: MagicLink) -> bool:
+    """At confirmation: the policy still allows staff links and the person is still staff."""
+    return link.user is not None and any(
+        m.organization_id == link.organization_id for m in staff_link_memberships(link.user)
+    )
+
+
 def magic_link_request(*, email: str, ip: str | None = None) -> int:
     """Someone asked for a link on the sign-in page. Every contact with that address (who
-    accepts email) gets a fresh link to what is past due; the caller answers the same way
-    whether there were any. Returns how many were sent (for logs and tests only)."""
+    accepts email) gets a fresh link to what is past due, and a staff user whose
+    organization allows staff links gets a short-lived sign-in link to the desk; the caller
+    answers the same way whether there were any. Returns how many were sent (for logs and
+    tests only)."""
     email = email.strip().lower()
     if not email or "@" not in email:
         return 0
@@ -292,6 +371,11 @@ def magic_link_request(*, email: str, ip: str | None = None) -> int:
             .filter(email__iexact=email, consent_email=True)
             .order_by("pk")[:10]
         )
+    user = User.objects.filter(email__iexact=email).first()
+    staff = staff_link_memberships(user) if user is not None else []
+    for membership in staff:
+        with scope(organization=membership.organization), transaction.atomic():
+            staff_magic_link_send(issued=staff_magic_link_create(membership=membership, ip=ip))
     for contact in contacts:
         with scope(organization=contact.customer.organization), transaction.atomic():
             issued = magic_link_create(contact=contact, scope_=MagicLink.Scope.PAST_DUE)
@@ -302,5 +386,6 @@ def magic_link_request(*, email: str, ip: str | None = None) -> int:
                 ip=ip,
             )
             magic_link_send(issued=issued)
-    logger.info("magic link requested", extra={"sent": len(contacts)})
-    return len(contacts)
+    sent = len(contacts) + len(staff)
+    logger.info("magic link requested", extra={"sent": sent})
+    return sent

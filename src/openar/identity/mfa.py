@@ -1,4 +1,5 @@
-"""MFA enrolment, forced where the organization's policy asks for it.
+"""What a person must do before anything else: choose their own password when the
+organization assigned their first one, and set up MFA where the policy asks for it.
 
 django-allauth (``allauth.mfa``) does the rest: it asks for the code at sign-in whenever the
 person has an authenticator (an app, a security key or passkey, recovery codes), whatever
@@ -49,6 +50,23 @@ def mfa_enrolment_required(request: HttpRequest) -> bool:
     return not Authenticator.objects.filter(user_id=user.pk).exists()
 
 
+# While a person still has the first password their organization assigned, these are the
+# only addresses they can open: the page to choose their own, and signing out.
+PASSWORD_CHANGE_PATHS = ("/accounts/password/change/", "/accounts/logout/", "/l/sign-out/", STATIC_PREFIX)
+PASSWORD_CHANGE_MESSAGE = (
+    "Choose your own password to continue: the one you were given works only once."  # noqa: S105
+)
+
+
+def password_change_required(request: HttpRequest) -> bool:
+    """A full session of a person whose password was assigned by the organization."""
+    user = request.user
+    if not user.is_authenticated or not getattr(user, "must_change_password", False):
+        return False
+    access = access_of(request)
+    return access is None or not access.is_narrow
+
+
 def is_open_path(path: str) -> bool:
     return path in UNSCOPED_PATHS or path.startswith(OPEN_PREFIXES)
 
@@ -60,6 +78,10 @@ class MFAEnrolmentMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if password_change_required(request) and not (
+            request.path in UNSCOPED_PATHS or request.path.startswith(PASSWORD_CHANGE_PATHS)
+        ):
+            return self._redirect(request, reverse("account_change_password"), PASSWORD_CHANGE_MESSAGE)
         if not getattr(settings, "OPENAR_MFA_ENFORCE", True):
             return self.get_response(request)
         if is_open_path(request.path):
@@ -74,12 +96,15 @@ class MFAEnrolmentMiddleware:
 
     @staticmethod
     def _to_enrolment(request: HttpRequest) -> HttpResponse:
-        target = reverse("mfa_activate_totp")
+        return MFAEnrolmentMiddleware._redirect(request, reverse("mfa_activate_totp"), ENROLMENT_MESSAGE)
+
+    @staticmethod
+    def _redirect(request: HttpRequest, target: str, message: str) -> HttpResponse:
         if request.headers.get("HX-Request"):
             # htmx would follow a redirect inside the fragment; make it load the whole page.
             response = HttpResponse(status=204)
             response["HX-Redirect"] = target
             return response
         if request.method in ("GET", "HEAD"):
-            messages.warning(request, ENROLMENT_MESSAGE)
+            messages.warning(request, message)
         return HttpResponseRedirect(target)

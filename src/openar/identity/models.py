@@ -46,6 +46,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    must_change_password = models.BooleanField(
+        default=False,
+        help_text="The password was assigned by the organization: the person chooses their own "
+        "at the next sign-in before anything else.",
+    )
 
     objects: ClassVar[UserManager] = UserManager()
 

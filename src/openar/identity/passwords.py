@@ -64,6 +64,12 @@ class PolicyPasswordValidator:
                     "This password is on the list of common or breached passwords.", code=exc.code
                 )
             )
+        if getattr(user, "must_change_password", False) and user.check_password(password):
+            errors.append(
+                ValidationError(
+                    "Choose a new password, not the one you were given.", code="password_assigned_reused"
+                )
+            )
         squashed = _squash(password)
         for word in words:
             core = _squash(word)

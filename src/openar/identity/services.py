@@ -20,6 +20,7 @@ from django.db.models.functions import Cast
 from django_scopes import scopes_disabled
 
 from openar.core.audit import log_event
+from openar.core.errors import ServiceError
 from openar.core.models import AuditEvent
 from openar.identity.models import User
 from openar.tenants.models import Membership, Organization, SecurityPolicy
@@ -27,6 +28,8 @@ from openar.tenants.models import Membership, Organization, SecurityPolicy
 USER_DEACTIVATED = "openar.user.deactivated"
 USER_REACTIVATED = "openar.user.reactivated"
 MEMBERSHIP_DEACTIVATED = "openar.membership.deactivated"
+SESSION_ENDED = "openar.identity.session_ended"
+MEMBERSHIP_REACTIVATED = "openar.membership.reactivated"
 
 
 def sessions_end(*, user: User, keep_session_key: str | None = None) -> int:
@@ -38,6 +41,47 @@ def sessions_end(*, user: User, keep_session_key: str | None = None) -> int:
         ended += session.exists()
         session.end()
     return ended
+
+
+def session_end(
+    *,
+    user: User,
+    session_id: int,
+    actor: User | None,
+    ip: str | None,
+    current_session_key: str | None = None,
+) -> bool:
+    """End one session of ``user`` (the ``UserSession`` with ``session_id``), as the person
+    does from their sessions page. Returns whether it was still alive (a row whose session had
+    already expired is only tidied away, and audits nothing: nothing was signed out).
+
+    The row is looked up among ``user``'s own sessions only, so an id of someone else's
+    session is refused exactly like an unknown one (``ServiceError``): nobody learns which ids
+    exist, and nothing changes. ``current_session_key`` (the caller's own session) only tells
+    the audit whether the person ended the session they were using; signing that browser out
+    properly is the caller's job, as it holds the request.
+
+    The audit event holds the ended session's address and browser, never its key: the key
+    is what signs a browser in.
+    """
+    with transaction.atomic():
+        session = UserSession.objects.select_for_update().filter(pk=session_id, user_id=user.pk).first()
+        if session is None:
+            raise ServiceError("There is no such session among yours.", code="not_found")
+        alive = session.exists()
+        if alive:
+            data = {
+                "session": session.pk,
+                "ip": session.ip,
+                "user_agent": session.user_agent[:120],
+                "current": bool(current_session_key) and session.session_key == current_session_key,
+            }
+            # Audited before the store forgets the session: if the audit cannot be written,
+            # the transaction rolls back before anything is signed out.
+            for organization in organizations_of(user):
+                log_event(SESSION_ENDED, organization=organization, obj=user, actor=actor, data=data, ip=ip)
+        session.end()
+    return alive
 
 
 def organizations_of(user: User) -> list[Organization]:
@@ -113,6 +157,12 @@ def _stale_memberships(now: datetime.datetime) -> dict[int, set[int]]:
                 object_id=Cast(OuterRef("user_id"), CharField()),
                 created_at__gte=cutoff,
             )
+            membership_reactivated_since = AuditEvent.objects.filter(
+                action=MEMBERSHIP_REACTIVATED,
+                object_type=Membership._meta.label_lower,
+                object_id=Cast(OuterRef("id"), CharField()),
+                created_at__gte=cutoff,
+            )
             rows = (
                 Membership.objects.filter(
                     organization_id__in=organization_ids, is_active=True, user__is_active=True
@@ -122,6 +172,7 @@ def _stale_memberships(now: datetime.datetime) -> dict[int, set[int]]:
                     | Q(user__last_login__isnull=True, user__date_joined__lt=cutoff)
                 )
                 .exclude(Exists(reactivated_since))
+                .exclude(Exists(membership_reactivated_since))
                 .values_list("user_id", "id")
             )
             for user_id, membership_id in rows:

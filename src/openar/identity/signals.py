@@ -228,12 +228,21 @@ def on_authenticator_reset(
     _changed(AUTHENTICATOR_RESET, request, user, keep_current=True, type=authenticator.type)
 
 
+def _own_password_chosen(user: User) -> None:
+    """A first password assigned by the organization has been replaced by the person's own."""
+    if user.must_change_password:
+        User.objects.filter(pk=user.pk).update(must_change_password=False)
+        user.must_change_password = False
+
+
 def on_password_changed(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
+    _own_password_chosen(user)
     _changed(PASSWORD_CHANGED, request, user, keep_current=True)
 
 
 def on_password_reset(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
     # The browser that used the emailed link is not signed in: every session of the person ends.
+    _own_password_chosen(user)
     _changed(PASSWORD_RESET, request, user, keep_current=False)
 
 

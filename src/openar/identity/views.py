@@ -8,6 +8,8 @@ token, with ``Referrer-Policy: no-referrer``; the confirm POST spends one use.
 
 from __future__ import annotations
 
+from allauth.account.internal.flows.login import perform_login, record_authentication
+from allauth.account.models import Login
 from django.conf import settings
 from django.contrib.auth import login, logout
 from django.core import signing
@@ -20,7 +22,13 @@ from django_scopes import scopes_disabled
 
 from openar.core import ratelimit
 from openar.core.http import client_ip, user_agent
-from openar.identity.magic import LinkNotUsable, magic_link_consume, magic_link_find, magic_link_request
+from openar.identity.magic import (
+    LinkNotUsable,
+    magic_link_consume,
+    magic_link_find,
+    magic_link_request,
+    staff_link_usable,
+)
 from openar.identity.models import MagicLink, User
 from openar.tenants.access import Access, landing_url
 from openar.tenants.middleware import MAGIC_SESSION_KEY, SESSION_KEY, memberships_of
@@ -72,8 +80,12 @@ def magic_confirm(request: HttpRequest) -> HttpResponse:
         return _unusable(request, "unknown")
     with scopes_disabled():
         link = (
-            MagicLink.objects.select_related("organization", "contact__customer").filter(pk=pending).first()
+            MagicLink.objects.select_related("organization", "contact__customer", "user")
+            .filter(pk=pending)
+            .first()
         )
+    if link is not None and link.user is not None:
+        return _staff_confirm(request, link)
     if link is None or link.contact is None:
         return _unusable(request, "unknown")
     if request.method != "POST":
@@ -93,6 +105,33 @@ def magic_confirm(request: HttpRequest) -> HttpResponse:
         request.session.flush()
     request.session[MAGIC_SESSION_KEY] = {"link": link.pk}
     return HttpResponseRedirect(link.target or "/portal/")
+
+
+def _staff_confirm(request: HttpRequest, link: MagicLink) -> HttpResponse:
+    """A staff sign-in link (where the policy allows them): it stands in for the password
+    only. The sign-in goes through allauth, so a person with a second factor is asked for
+    it next, and the sign-in is audited and recorded like any other."""
+    state = link.state(timezone.now())
+    if state == "valid" and not staff_link_usable(link):
+        state = "revoked"  # the policy no longer allows staff links, or the person left
+    if state != "valid":
+        return _unusable(request, state)
+    if request.method != "POST":
+        return _no_store(render(request, "identity/staff_link_confirm.html", {"link": link}))
+    try:
+        link = magic_link_consume(link_id=link.pk, ip=client_ip(request), user_agent=user_agent(request))
+    except LinkNotUsable as exc:
+        return _unusable(request, exc.state)
+    user = link.user
+    assert user is not None  # noqa: S101  (checked above)
+    if request.user.is_authenticated:
+        logout(request)
+    else:
+        request.session.flush()
+    membership = next(m for m in memberships_of(user) if m.organization_id == link.organization_id)
+    request.session[SESSION_KEY] = membership.pk
+    record_authentication(request, user, method="magic_link")
+    return perform_login(request, Login(user=user, redirect_url=link.target or "/desk/", email=user.email))
 
 
 @require_http_methods(["GET", "POST"])

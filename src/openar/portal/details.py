@@ -41,7 +41,7 @@ def _contact(request: HttpRequest) -> Contact | None:
     access = _access(request)
     if access.contact is not None:
         return access.contact
-    if access.read_only and access.customer is not None:  # staff viewing as the customer
+    if access.is_view_as and access.customer is not None:  # staff viewing as the customer
         return Contact.objects.filter(customer=access.customer).order_by("-is_primary", "pk").first()
     if request.user.is_authenticated and access.customer is not None:
         return Contact.objects.filter(customer=access.customer, user=request.user).first()
@@ -77,7 +77,7 @@ def details(request: HttpRequest) -> HttpResponse:
                     contact=contact,
                     changes={name: form.cleaned_data[name] for name in DetailsForm.Meta.fields},
                     actor=actor_of(request),
-                    by_contact=True,
+                    by_contact=not access.is_view_as,
                     ip=client_ip(request),
                 )
             except ServiceError as exc:

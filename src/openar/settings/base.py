@@ -25,6 +25,10 @@ CSRF_TRUSTED_ORIGINS = env_list("OPENAR_CSRF_TRUSTED_ORIGINS", [])
 # Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated).
 OPENAR_TRUSTED_PROXIES = env_list("OPENAR_TRUSTED_PROXIES", [])
 SITE_URL = env_str("OPENAR_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Keys that encrypt secrets kept in the database (openar.core.crypto): Fernet keys, newest
+# first, comma-separated. Without any, one is derived from SECRET_KEY (demo and tests only:
+# production settings refuse to start without them).
+OPENAR_ENCRYPTION_KEYS = env_list("OPENAR_ENCRYPTION_KEYS", [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -60,6 +64,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # A change of authenticators or password and its audit row commit together, or neither.
+    "openar.identity.middleware.AtomicAccountChangesMiddleware",
     "openar.tenants.middleware.TenantScopeMiddleware",
     "openar.identity.mfa.MFAEnrolmentMiddleware",
 ]
@@ -145,6 +151,8 @@ MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_PASSKEY_LOGIN_ENABLED = False
 MFA_TOTP_TOLERANCE = 0  # a code is good for its own 30 seconds only, and only once
 OPENAR_MFA_ENFORCE = True
+# TOTP secrets and recovery-code seeds are stored encrypted (openar.core.crypto).
+MFA_ADAPTER = "openar.identity.mfa_adapter.MFAAdapter"
 
 # Sessions (allauth.usersessions): people see their signed-in sessions and end them.
 USERSESSIONS_TRACK_ACTIVITY = False  # no write on every request; sessions are recorded at sign-in

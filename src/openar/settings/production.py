@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
+from openar.core.crypto import GENERATE_KEY_HINT, check_keys
 from openar.settings.base import *  # noqa: F403
-from openar.settings.base import SECRET_KEY
+from openar.settings.base import OPENAR_ENCRYPTION_KEYS, SECRET_KEY
 from openar.settings.env import env_bool, env_int
 
 if not SECRET_KEY:
@@ -13,6 +14,14 @@ if not SECRET_KEY:
         "OPENAR_SECRET_KEY is not set. Generate one with: "
         "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
     )
+# Secrets in the database are encrypted under keys of their own, not a key derived from
+# SECRET_KEY (openar.core.crypto): a leaked SECRET_KEY must not also open the database.
+if not OPENAR_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured(
+        "OPENAR_ENCRYPTION_KEYS is not set: it holds the keys that encrypt secrets in the database "
+        f"(comma-separated, newest first). {GENERATE_KEY_HINT}"
+    )
+check_keys(OPENAR_ENCRYPTION_KEYS)
 
 SECURE_SSL_REDIRECT = env_bool("OPENAR_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

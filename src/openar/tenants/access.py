@@ -43,8 +43,9 @@ class Access:
     read_only: bool = False  # staff viewing the portal as a customer: nothing may change
 
     @classmethod
-    def viewing_as(cls, staff: Access, customer: Customer) -> Access:
-        """Staff seeing the portal exactly as ``customer``'s users do, read-only."""
+    def viewing_as(cls, staff: Access, customer: Customer, *, can_act: bool = False) -> Access:
+        """Staff seeing the portal exactly as ``customer``'s users do: read-only, unless the
+        organization's policy lets staff act for the customer (``view_as_can_act``)."""
         return cls(
             organization=staff.organization,
             role=Role.CUSTOMER,
@@ -52,7 +53,7 @@ class Access:
             membership=staff.membership,
             customer=customer,
             perms=ROLE_PERMISSIONS[Role.CUSTOMER],
-            read_only=True,
+            read_only=not can_act,
         )
 
     @classmethod
@@ -93,6 +94,11 @@ class Access:
     @property
     def is_narrow(self) -> bool:
         return self.via == "magic"
+
+    @property
+    def is_view_as(self) -> bool:
+        """Staff looking through the customer's door (read-only or acting for them)."""
+        return self.via == "view_as"
 
     @property
     def is_staff(self) -> bool:

@@ -109,8 +109,8 @@ def access_for_request(request: HttpRequest) -> Access | None:
 
 
 def _viewing_as(request: HttpRequest, staff: Access) -> Access:
-    """Staff who chose "view as customer" see the portal as that customer, read-only; every
-    page they open is audited."""
+    """Staff who chose "view as customer" see the portal as that customer, read-only unless
+    the policy lets them act for the customer; every page they open is audited."""
     from openar.core.audit import log_event
     from openar.customers.models import Customer
 
@@ -129,7 +129,9 @@ def _viewing_as(request: HttpRequest, staff: Access) -> Access:
             actor=actor_of(request),
             data={"path": request.path[:200]},
         )
-    return Access.viewing_as(staff, customer)
+    return Access.viewing_as(
+        staff, customer, can_act=request_policy(staff.organization).view_as_can_act
+    )
 
 
 def _set(request: HttpRequest, access: Access | None) -> None:

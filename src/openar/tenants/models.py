@@ -156,6 +156,11 @@ class SecurityPolicy(models.Model):
     inactive_days = models.PositiveIntegerField(
         default=90, help_text="Deactivate users inactive this long; 0 never."
     )
+    view_as_can_act = models.BooleanField(
+        "Staff viewing the portal as a customer may act for them",
+        default=False,
+        help_text="Off: \"view as customer\" is read-only. Every page and action is audited either way.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
