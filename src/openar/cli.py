@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -48,7 +49,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if args.no_serve:
         return 0
-    call_command("runserver", f"127.0.0.1:{args.port}", use_reloader=False, use_threading=True)
+    # The worker sends reminders and messages (to the desk's outbox) beside the web server.
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "openar", "worker", "--tick", "15"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "openar.settings.demo"},
+    )
+    print(
+        f"Worker started (process {worker.pid}): reminders and messages go to {base}/desk/outbox/", flush=True
+    )
+    try:
+        call_command("runserver", f"127.0.0.1:{args.port}", use_reloader=False, use_threading=True)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=10)
     return 0
 
 
@@ -71,6 +84,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.forwarded_allow_ips,
     ]
     os.execv(sys.executable, argv)  # noqa: S606  (replaces this process with gunicorn)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import call_command
+
+    options: dict[str, object] = {"tick": args.tick, "once": args.once}
+    if args.worker_id:
+        options["worker_id"] = args.worker_id
+    call_command("worker", **options)
+    return 0
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -128,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true")
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run the task queue and the periodic jobs (reminders, sending)")
+    worker.add_argument("--tick", type=float, default=30.0, help="seconds between checks for periodic jobs")
+    worker.add_argument("--once", action="store_true", help="queue what is due, run the queue, exit")
+    worker.add_argument("--worker-id", default="", help="unique per worker (default: random)")
+    worker.set_defaults(func=cmd_worker)
 
     seed = sub.add_parser("seed", help="fast deterministic bulk data (benchmarks)")
     seed.add_argument("--customers", type=int, required=True)

@@ -58,15 +58,16 @@ INVOICES_PER_CHUNK = 40_000  # rows are generated and sent in chunks of about th
 # new column makes the seed fail with a clear message instead of writing incomplete rows.
 USER_COLUMNS = (
     "id", "password", "last_login", "is_superuser", "email", "full_name", "is_active", "is_staff",
-    "date_joined",
+    "date_joined", "must_change_password",
 )
 CUSTOMER_COLUMNS = (
     "id", "number", "name", "currency", "email", "phone", "address_line1", "address_line2", "city",
-    "region", "postal_code", "country", "payment_terms_days", "placed_at", "created_at",
+    "region", "postal_code", "country", "payment_terms_days", "placed_at", "segment", "created_at",
     "assigned_collector_id", "creditor_id", "organization_id",
 )
 CONTACT_COLUMNS = (
     "id", "name", "title", "email", "phone", "is_primary", "consent_email", "consent_sms",
+    "language", "timezone", "email_problem", "phone_problem",
     "created_at", "organization_id", "user_id", "customer_id",
 )
 MEMBERSHIP_COLUMNS = (
@@ -445,16 +446,16 @@ class _Generator:
             joined = issued_at[first_day - 30 if first_day >= 30 else 0]
             users.append(
                 f"{user_id}\t{password}\t{null}\t{false}\t{email}\t{person}\t{true}\t{false}\t"
-                f"{joined}\n"
+                f"{joined}\t{false}\n"
             )
             customers.append(
                 f"{customer_id}\t{number}\t{name}\tUSD\t{email}\t{phone}\t{street}\t\t{city}\t"
-                f"{region}\t{postal_code}\tUS\t{terms}\t{null}\t{joined}\t{null}\t{creditor}\t"
+                f"{region}\t{postal_code}\tUS\t{terms}\t{null}\t\t{joined}\t{null}\t{creditor}\t"
                 f"{org}\n"
             )
             contacts.append(
                 f"{contact_id}\t{person}\t{title}\t{email}\t{phone}\t{true}\t{true}\t{false}\t"
-                f"{joined}\t{org}\t{user_id}\t{customer_id}\n"
+                f"en\t\t\t\t{joined}\t{org}\t{user_id}\t{customer_id}\n"
             )
             memberships.append(
                 f"{membership_id}\tcustomer\t{true}\t{joined}\t{null}\t{customer_id}\t{user_id}\t"

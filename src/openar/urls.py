@@ -7,6 +7,7 @@ from django.views.generic import TemplateView
 from openar.core import views as core_views
 from openar.identity import views as identity_views
 from openar.identity.sessions import usersession_end
+from openar.notifications import views as notification_views
 from openar.portal.views import home
 
 urlpatterns = [
@@ -20,10 +21,12 @@ urlpatterns = [
     path("l/unusable/", identity_views.magic_unusable, name="magic_unusable"),
     path("l/sign-out/", identity_views.magic_sign_out, name="magic_sign_out"),
     path("l/<str:token>/", identity_views.magic_open, name="magic_open"),
+    path("u/<str:token>/", notification_views.unsubscribe, name="unsubscribe"),
     path("portal/", include("openar.portal.urls")),
     path("desk/", include("openar.desk.urls")),
     path("welcome/", login_required(TemplateView.as_view(template_name="welcome.html")), name="welcome"),
     path("admin/", admin.site.urls),
+    path("hooks/", include("openar.notifications.urls")),
 ]
 
 if getattr(settings, "OPENAR_DEMO", False):

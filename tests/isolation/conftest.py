@@ -17,6 +17,7 @@ from decimal import Decimal
 import pytest
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RoutePattern
+from django.utils import timezone
 from django_scopes import scope
 from reportlab.pdfgen import canvas
 
@@ -34,11 +35,14 @@ from factories import (
 )
 from openar.billing.models import CreditNote, Document, Invoice, InvoiceLine
 from openar.billing.services import LineInput
-from openar.customers.models import Activity, Contact, Customer
+from openar.customers.models import Activity, Contact, Customer, Hold
 from openar.customers.services import activity_record
 from openar.identity.magic import magic_link_create
 from openar.identity.models import User
+from openar.notifications.models import Channel, Message, MessageTemplate, Thread
+from openar.notifications.services import Draft, message_create, message_receive
 from openar.payments.models import Payment
+from openar.reminders.models import DunningPolicy, DunningStep
 from openar.tenants.models import Creditor, Membership, Organization, Role
 
 DOORS = ("portal", "desk")
@@ -143,6 +147,11 @@ class Account:
     pdf: bytes
     internal_note: Activity
     membership: Membership  # a portal user of the customer (the desk's People page lists it)
+    message: Message  # an email sent to the contact (the desk's outbox shows it)
+    thread: Thread  # the email's thread, where the contact asked a question (portal and desk inbox)
+    template: MessageTemplate  # the reminder setup of the organization (installed with it)
+    policy: DunningPolicy
+    step: DunningStep
     activities: list[Activity] = field(default_factory=list)
 
     @property
@@ -171,6 +180,7 @@ class Account:
             self.internal_note.summary,
             f"{PDF_MARKER}{self.tag}",
             self.membership.user.email,
+            self.message.subject,
         } - {""}
 
 
@@ -188,6 +198,11 @@ FILLERS: dict[str, Callable[[Account], int]] = {
     "activity_id": lambda a: a.activities[0].pk,
     "note_id": lambda a: a.internal_note.pk,
     "membership_id": lambda a: a.membership.pk,
+    "template_id": lambda a: a.template.pk,
+    "policy_id": lambda a: a.policy.pk,
+    "step_id": lambda a: a.step.pk,
+    "message_id": lambda a: a.message.pk,
+    "thread_id": lambda a: a.thread.pk,
 }
 
 
@@ -230,6 +245,37 @@ def build_account(tag: str, customer: Customer) -> Account:
     member = make_member(organization, Role.CUSTOMER, f"portal-{lower}@{lower}.example", customer=customer)
     with scope(organization=organization):
         membership = Membership.objects.get(user=member)
+        Hold.objects.create(  # released: in the tables, pausing nothing
+            organization=organization,
+            customer=customer,
+            reason=f"Old hold {tag}",
+            placed_at=timezone.now(),
+            released_at=timezone.now(),
+        )
+        message = message_create(
+            customer=customer,
+            channel=Channel.EMAIL,
+            draft=Draft(f"Statement reminder {tag}", f"Hello from {tag}"),
+            contact=contact,
+        )
+        message_receive(
+            customer=customer,
+            channel=Channel.PORTAL,
+            thread=message.thread,
+            body=f"Question from {tag} about the statement",
+            contact=contact,
+        )
+        thread = Thread.objects.get(pk=message.thread_id)
+        # The reminder setup every organization starts with, named after the organization so
+        # that its desk pages show whose it is (the shipped names are the same everywhere).
+        friendly = MessageTemplate.objects.filter(
+            key="reminder-friendly", channel=Channel.EMAIL, language="en"
+        )
+        friendly.update(name=f"Just past due at {organization.name}")
+        DunningPolicy.objects.filter(segment="").update(name=f"Standard reminders of {organization.name}")
+        template = friendly.get()
+        policy = DunningPolicy.objects.get(segment="", is_active=True)
+        step = policy.steps.order_by("offset_days", "pk")[0]
         # A sign-in link per contact: magic links are tenant data too.
         magic_link_create(contact=contact, created_by=None)
         note = activity_record(
@@ -254,6 +300,11 @@ def build_account(tag: str, customer: Customer) -> Account:
         pdf=pdf,
         internal_note=note,
         membership=membership,
+        message=message,
+        thread=thread,
+        template=template,
+        policy=policy,
+        step=step,
         activities=activities,
     )
 

@@ -61,6 +61,11 @@ MARKERS: dict[str, Callable[[Account], str]] = {
     "activity_id": lambda a: a.activities[0].summary,
     "note_id": lambda a: a.internal_note.summary,
     "membership_id": lambda a: a.membership.user.email,
+    "template_id": lambda a: a.template.name,
+    "policy_id": lambda a: a.policy.name,
+    "step_id": lambda a: a.step.policy.name,
+    "message_id": lambda a: a.message.subject,
+    "thread_id": lambda a: a.thread.subject,
 }
 
 

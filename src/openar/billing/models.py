@@ -133,6 +133,7 @@ class Document(TenantModel):
         BILL_OF_LADING = "bill_of_lading", "Bill of lading"
         PROOF_OF_DELIVERY = "proof_of_delivery", "Proof of delivery"
         CONTRACT = "contract", "Contract"
+        LETTER = "letter", "Letter"
         ATTACHMENT = "attachment", "Attachment"
 
     customer = models.ForeignKey(  # indexed by document_customer_time

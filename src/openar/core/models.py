@@ -48,3 +48,19 @@ class AuditEvent(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_type}:{self.object_id}"
+
+
+class PeriodicRun(models.Model):
+    """One slot of a periodic job (e.g. "reminders" at 10:15), claimed by inserting this row:
+    the unique key lets exactly one of several workers start it."""
+
+    job = models.CharField(max_length=60)
+    slot = models.DateTimeField()
+    claimed_by = models.CharField(max_length=100)
+    claimed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "slot"], name="periodic_run_once")]
+
+    def __str__(self) -> str:
+        return f"{self.job} @ {self.slot:%Y-%m-%d %H:%M}"

@@ -71,8 +71,9 @@ def quantize(amount: Decimal | int | str, currency: str) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-exponent(currency)), rounding=ROUND_HALF_UP)
 
 
-def format_money(amount: Decimal | None, currency: str) -> str:
-    """A human-readable amount: "$1,234.50", "-€12.00", "1,200 KWD"-style for the rest."""
+def format_money(amount: Decimal | None, currency: str, language: str = "en") -> str:
+    """A human-readable amount: "$1,234.50", "-€12.00", "1,200 KWD"-style for the rest; in
+    French "1 234,50 $" (a narrow no-break space between thousands, the symbol after)."""
     if amount is None:
         return ""
     value = quantize(amount, currency)
@@ -80,6 +81,9 @@ def format_money(amount: Decimal | None, currency: str) -> str:
     text = f"{abs(value):,.{places}f}"
     sign = "-" if value < 0 else ""
     symbol = _SYMBOLS.get(currency)
+    if language == "fr":
+        text = text.replace(",", "\u202f").replace(".", ",")
+        return f"{sign}{text}\u00a0{symbol or currency}"
     if symbol:
         return f"{sign}{symbol}{text}"
     return f"{sign}{text} {currency}"

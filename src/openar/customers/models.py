@@ -3,11 +3,17 @@ one timeline of what happened on each."""
 
 from __future__ import annotations
 
+import datetime
+import zoneinfo
+
 from django.conf import settings
 from django.db import models
 
 from openar.core.models import TenantModel
 from openar.core.money import CURRENCY_CHOICES
+from openar.tenants.models import validate_timezone
+
+LANGUAGES = [("en", "English"), ("fr", "Français")]
 
 
 class Customer(TenantModel):
@@ -28,6 +34,9 @@ class Customer(TenantModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     placed_at = models.DateTimeField(null=True, blank=True, help_text="When an agency's client placed it.")
+    segment = models.CharField(
+        max_length=40, blank=True, help_text="Chooses the dunning policy (e.g. key accounts, consumers)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -54,6 +63,16 @@ class Contact(TenantModel):
     is_primary = models.BooleanField(default=False)
     consent_email = models.BooleanField(default=True)
     consent_sms = models.BooleanField(default=False)
+    language = models.CharField(max_length=8, choices=LANGUAGES, default="en")
+    timezone = models.CharField(
+        max_length=64, blank=True, validators=[validate_timezone], help_text="Blank: the organization's."
+    )
+    email_problem = models.CharField(
+        max_length=200, blank=True, help_text="Why mail to this address fails (invalid, bounced)."
+    )
+    phone_problem = models.CharField(
+        max_length=200, blank=True, help_text="Why texts to this number fail (invalid, carrier error)."
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
     )
@@ -61,6 +80,39 @@ class Contact(TenantModel):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone) if self.timezone else self.customer.organization.tz
+
+
+class Hold(TenantModel):
+    """Pauses collection on a customer (``invoice`` empty) or on one invoice: reminders are
+    not sent and the account leaves the collector's queue until it is released or expires."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="holds")
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.CASCADE, related_name="holds"
+    )
+    reason = models.CharField(max_length=300)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    placed_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "released_at"], name="hold_customer_open")]
+
+    def __str__(self) -> str:
+        return f"hold on {self.customer_id}: {self.reason}"
+
+    def active_at(self, moment: datetime.datetime) -> bool:
+        return self.released_at is None and (self.expires_at is None or self.expires_at > moment)
 
 
 class Activity(TenantModel):

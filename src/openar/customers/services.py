@@ -38,7 +38,7 @@ def activity_record(
     )
 
 
-CONTACT_FIELDS = ("name", "email", "phone", "consent_email", "consent_sms")
+CONTACT_FIELDS = ("name", "email", "phone", "language", "consent_email", "consent_sms")
 
 
 def contact_update(
@@ -65,8 +65,14 @@ def contact_update(
             return locked
         for name, (_, value) in diff.items():
             setattr(locked, name, value)
+        fields = list(diff)
+        # A new address is worth trying again: the flag said the old one did not work.
+        for address, problem in (("email", "email_problem"), ("phone", "phone_problem")):
+            if address in diff and getattr(locked, problem):
+                setattr(locked, problem, "")
+                fields.append(problem)
         locked.full_clean(exclude=["customer", "user", "organization"])
-        locked.save(update_fields=list(diff))
+        locked.save(update_fields=fields)
         who = "the contact" if by_contact else (actor.get_full_name() if actor else "staff")
         activity_record(
             customer=locked.customer,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openar.desk import contacts, people, security, views
+from openar.desk import contacts, inbox, outbox, people, reminders, security, views
 
 app_name = "desk"
 urlpatterns = [
@@ -22,6 +22,15 @@ urlpatterns = [
     path("customers/<int:customer_id>/invite/", contacts.invite, name="customer_invite"),
     path("customers/<int:customer_id>/view-as/", contacts.view_as_start, name="view_as_start"),
     path("view-as/stop/", contacts.view_as_stop, name="view_as_stop"),
+    path("inbox/", inbox.inbox, name="inbox"),
+    path("inbox/<int:thread_id>/", inbox.thread_detail, name="thread"),
+    path("inbox/<int:thread_id>/reply/", inbox.thread_reply, name="thread_reply"),
+    path("outbox/", outbox.outbox, name="outbox"),
+    path("messages/<int:message_id>/", outbox.message_detail, name="message"),
+    path("messages/<int:message_id>/send-again/", outbox.message_send_again, name="message_send_again"),
+    path("reminders/upcoming/", outbox.reminders_upcoming, name="reminders_upcoming"),
+    path("reminders/upcoming/skip/", outbox.reminder_skip_view, name="reminder_skip"),
+    path("reminders/upcoming/send-now/", outbox.reminder_send_now_view, name="reminder_send_now"),
     path("people/", people.people, name="people"),
     path("people/invite/", people.invite, name="people_invite"),
     path("people/<int:membership_id>/deactivate/", people.deactivate, name="person_deactivate"),
@@ -30,4 +39,13 @@ urlpatterns = [
     path("security/", security.policy, name="security"),
     path("security/revoke-links/", security.revoke_all_links, name="security_revoke_links"),
     path("security/log/", security.security_log, name="security_log"),
+    path("reminders/", reminders.overview, name="reminders"),
+    path("reminders/settings/", reminders.settings_edit, name="reminder_settings"),
+    path("reminders/policies/new/", reminders.policy_new, name="reminder_policy_new"),
+    path("reminders/policies/<int:policy_id>/", reminders.policy_edit, name="reminder_policy"),
+    path("reminders/policies/<int:policy_id>/steps/", reminders.step_new, name="reminder_step_new"),
+    path("reminders/steps/<int:step_id>/", reminders.step_edit, name="reminder_step"),
+    path("reminders/steps/<int:step_id>/remove/", reminders.step_delete, name="reminder_step_remove"),
+    path("reminders/templates/new/", reminders.template_new, name="reminder_template_new"),
+    path("reminders/templates/<int:template_id>/", reminders.template_edit, name="reminder_template"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
@@ -17,6 +18,7 @@ from openar.tenants.access import staff_required
 from openar.tenants.models import Organization
 
 CUSTOMER_PAGE_SIZE = 50
+THREADS_SHOWN = 20  # the latest threads of the customer, on its page
 
 
 def _organization(request: HttpRequest) -> Organization:
@@ -95,6 +97,9 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
             "documents": list(selectors.customer_documents(customer, for_customer=False)[:20]),
             "timeline": list(
                 selectors.customer_timeline(customer, visibilities=selectors.STAFF_VISIBLE)[:30]
+            ),
+            "threads": list(
+                customer.threads.order_by(F("last_message_at").desc(nulls_last=True), "-pk")[:THREADS_SHOWN]
             ),
             "nav": "customers",
         },

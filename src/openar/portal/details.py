@@ -25,11 +25,19 @@ from openar.tenants.models import policy_for
 class DetailsForm(forms.ModelForm):
     class Meta:
         model = Contact
-        fields = ("name", "email", "phone", "consent_email", "consent_sms")
+        fields = ("name", "email", "phone", "language", "consent_email", "consent_sms")
         labels = {
+            "language": "Language of our messages",
             "consent_email": "Email me reminders and statements",
             "consent_sms": "Text me reminders",
         }
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["language"].required = False  # left out: unchanged
+
+    def clean_language(self) -> str:
+        return str(self.cleaned_data.get("language") or self.instance.language)
 
 
 def _access(request: HttpRequest) -> Access:

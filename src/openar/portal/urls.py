@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openar.portal import details, views
+from openar.portal import details, messages, views
 
 app_name = "portal"
 urlpatterns = [
@@ -12,6 +12,9 @@ urlpatterns = [
     path("documents/", views.documents, name="documents"),
     path("documents/<int:document_id>/download", views.document_download, name="document_download"),
     path("activity/", views.activity, name="activity"),
+    path("messages/", messages.thread_list, name="threads"),
+    path("messages/new/", messages.thread_new, name="thread_new"),
+    path("messages/<int:thread_id>/", messages.thread_detail, name="thread"),
     path("details/", details.details, name="details"),
     path("step-up/", details.step_up, name="step_up"),
 ]

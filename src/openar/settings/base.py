@@ -49,6 +49,10 @@ INSTALLED_APPS = [
     "openar.customers",
     "openar.billing",
     "openar.payments",
+    "openar.notifications",
+    "openar.reminders",
+    "django_tasks",
+    "django_tasks_db",
     "openar.portal",
     "openar.desk",
 ]
@@ -213,6 +217,34 @@ EMAIL_HOST_PASSWORD = env_str("OPENAR_EMAIL_PASSWORD")
 EMAIL_USE_TLS = env_bool("OPENAR_EMAIL_TLS")
 EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
 DEFAULT_FROM_EMAIL = env_str("OPENAR_FROM_EMAIL", "OpenAR <no-reply@openar.invalid>")
+
+# Background work: Django's task API (the django-tasks backport), queued in the database
+# (django-tasks-db): ``openar worker`` runs the queue and the periodic jobs; several workers
+# may run at once, on one machine or many.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# Channels of outbound messages (openar.notifications.channels): which backend sends each.
+# "local" keeps messages in the desk's outbox (the demo); "smtp" hands email to the email
+# backend above (any django-anymail ESP works there too); "twilio" sends SMS; "pdf" renders
+# letters for printing.
+OPENAR_CHANNELS = {
+    "email": env_str("OPENAR_EMAIL_CHANNEL", "smtp"),
+    "sms": env_str("OPENAR_SMS_CHANNEL", "twilio" if env_str("OPENAR_TWILIO_ACCOUNT_SID") else "local"),
+    "letter": "pdf",
+    "portal": "portal",
+}
+OPENAR_TWILIO_ACCOUNT_SID = env_str("OPENAR_TWILIO_ACCOUNT_SID")
+OPENAR_TWILIO_AUTH_TOKEN = env_str("OPENAR_TWILIO_AUTH_TOKEN")
+OPENAR_TWILIO_FROM = env_str("OPENAR_TWILIO_FROM")  # a Twilio number, or a messaging service SID (MG...)
+OPENAR_TWILIO_API_BASE = env_str("OPENAR_TWILIO_API_BASE")  # tests: a local fake of Twilio's API
+# Replies to emails reach their thread at reply+<token>@OPENAR_REPLY_DOMAIN (inbound parse).
+OPENAR_REPLY_DOMAIN = env_str("OPENAR_REPLY_DOMAIN")
+# Connections to the mail server used at once when a batch of messages is sent.
+OPENAR_SMTP_CONNECTIONS = env_int("OPENAR_SMTP_CONNECTIONS", 4)
+# The inbound parse posts those replies to /hooks/email/inbound/ with HTTP Basic credentials
+# equal to this shared secret ("user:password", as django-anymail's WEBHOOK_SECRET); empty
+# turns the endpoint off (404).
+OPENAR_INBOUND_EMAIL_SECRET = env_str("OPENAR_INBOUND_EMAIL_SECRET")
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

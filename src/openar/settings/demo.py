@@ -15,3 +15,11 @@ OPENAR_DEMO = True
 OPENAR_DEMO_PASSWORD = "openar-demo"  # noqa: S105  (printed for people trying the demo)
 # WebAuthn on http://localhost (browsers refuse passkeys on a bare IP such as 127.0.0.1).
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True
+# Reminders and messages stay on this machine: the desk's outbox (/desk/outbox/) shows them,
+# links and all. Letters are rendered to PDF as in production.
+OPENAR_CHANNELS = {
+    "email": env_str("OPENAR_EMAIL_CHANNEL", "local"),
+    "sms": "local",
+    "letter": "pdf",
+    "portal": "portal",
+}

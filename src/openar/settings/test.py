@@ -36,3 +36,8 @@ MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True  # the live server is plain http
 # required for staff) and would all land on the enrolment page; the tests of MFA
 # (tests/identity/test_mfa.py, tests/browser/test_mfa_browser.py) turn this back on.
 OPENAR_MFA_ENFORCE = False
+
+# Tasks run where they are enqueued (on commit); the worker's own tests use the database queue.
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+OPENAR_CHANNELS = {"email": "smtp", "sms": "local", "letter": "pdf", "portal": "portal"}
+OPENAR_REPLY_DOMAIN = "reply.openar.test"

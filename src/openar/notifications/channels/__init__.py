@@ -1,0 +1,1 @@
+"""Channels: how a message leaves (see ``base`` for the contract, ``registry`` for the list)."""

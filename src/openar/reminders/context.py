@@ -1,0 +1,123 @@
+"""The variables a reminder template sees for one customer (``notifications.rendering``
+lists them for the template editor). Amounts and dates are formatted in the contact's
+language; the invoices are the open ones that are not on hold, down to those coming due
+within the step's lead time (a step 3 days before the due date lists what is due in 3 days).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
+from django.utils import formats, translation
+
+from openar.billing.models import Invoice
+from openar.core.money import format_money, quantize
+from openar.customers.models import Contact, Customer, Hold
+
+
+def held_invoices(moment: datetime.datetime) -> Exists:
+    """An open hold on the invoice (``OuterRef("pk")`` is the invoice)."""
+    return Exists(
+        Hold.objects.filter(invoice=OuterRef("pk"), released_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=moment)
+        )
+    )
+
+
+def remindable_invoices(moment: datetime.datetime) -> Any:
+    """Open invoices that collection may talk about (not on hold). Later issues add what
+    else pauses an invoice (an open dispute on its disputed amount, a promise, a plan)."""
+    return Invoice.objects.filter(open_amount__gt=0).exclude(held_invoices(moment))
+
+
+@functools.lru_cache(maxsize=4096)
+def format_date(day: datetime.date, language: str) -> str:
+    with translation.override(language):
+        return formats.date_format(day, "j F Y")
+
+
+def reminder_context(
+    customer: Customer,
+    contact: Contact | None,
+    today: datetime.date,
+    language: str,
+    offset_days: int,
+    pay_link: str,
+    unsubscribe_link: str,
+    statement_attached: bool,
+    moment: datetime.datetime | None = None,
+) -> dict[str, Any]:
+    """The variables for one customer (the template editor's preview; the engine builds
+    many at once with ``context_from``)."""
+    moment = moment or datetime.datetime.combine(today, datetime.time(12), tzinfo=datetime.UTC)
+    open_invoices = list(remindable_invoices(moment).filter(customer=customer).order_by("due_date", "pk"))
+    return context_from(
+        customer,
+        contact,
+        today,
+        language,
+        offset_days,
+        pay_link,
+        unsubscribe_link,
+        statement_attached,
+        open_invoices,
+    )
+
+
+def context_from(
+    customer: Customer,
+    contact: Contact | None,
+    today: datetime.date,
+    language: str,
+    offset_days: int,
+    pay_link: str,
+    unsubscribe_link: str,
+    statement_attached: bool,
+    open_invoices: list[Invoice],
+) -> dict[str, Any]:
+    """The variables, from the customer's open invoices that are not on hold (ordered by
+    due date). ``_invoice_ids`` (not a template variable) lists the invoices the message
+    concerns."""
+    lead = max(0, -offset_days)
+    horizon = today + datetime.timedelta(days=lead)
+    invoices = [invoice for invoice in open_invoices if invoice.due_date <= horizon]
+    currency = customer.currency
+    past_due = sum(
+        (i.open_amount for i in invoices if i.due_date < today and i.currency == currency), Decimal(0)
+    )
+    total_open = sum((i.open_amount for i in open_invoices if i.currency == currency), Decimal(0))
+    oldest = invoices[0].due_date if invoices else None
+    organization = customer.organization
+    return {
+        "contact_name": (contact.name if contact else "") or customer.name,
+        "customer_name": customer.name,
+        "customer_number": customer.number,
+        "organization_name": organization.name,
+        "organization_email": organization.email,
+        "organization_phone": organization.phone,
+        "total_past_due": format_money(quantize(past_due, currency), currency, language),
+        "total_open": format_money(quantize(total_open, currency), currency, language),
+        "oldest_due_date": format_date(oldest, language) if oldest else "",
+        "days_past_due": max(0, (today - oldest).days) if oldest else 0,
+        "invoices": [
+            {
+                "number": invoice.number,
+                "po_number": invoice.po_number,
+                "due_date": format_date(invoice.due_date, language),
+                "open_amount": format_money(invoice.open_amount, invoice.currency, language),
+                "days_late": max(0, (today - invoice.due_date).days),
+            }
+            for invoice in invoices
+        ],
+        "invoice_count": len(invoices),
+        "pay_link": pay_link,
+        "portal_link": f"{settings.SITE_URL}/accounts/login/",
+        "unsubscribe_link": unsubscribe_link,
+        "statement_attached": statement_attached,
+        "_invoice_ids": [invoice.pk for invoice in invoices],
+    }
