@@ -148,6 +148,7 @@ class Account:
     internal_note: Activity
     membership: Membership  # a portal user of the customer (the desk's People page lists it)
     message: Message  # an email sent to the contact (the desk's outbox shows it)
+    hold: Hold  # a released hold (the desk's customer page can release holds)
     thread: Thread  # the email's thread, where the contact asked a question (portal and desk inbox)
     template: MessageTemplate  # the reminder setup of the organization (installed with it)
     policy: DunningPolicy
@@ -202,6 +203,7 @@ FILLERS: dict[str, Callable[[Account], int]] = {
     "policy_id": lambda a: a.policy.pk,
     "step_id": lambda a: a.step.pk,
     "message_id": lambda a: a.message.pk,
+    "hold_id": lambda a: a.hold.pk,
     "thread_id": lambda a: a.thread.pk,
 }
 
@@ -245,7 +247,7 @@ def build_account(tag: str, customer: Customer) -> Account:
     member = make_member(organization, Role.CUSTOMER, f"portal-{lower}@{lower}.example", customer=customer)
     with scope(organization=organization):
         membership = Membership.objects.get(user=member)
-        Hold.objects.create(  # released: in the tables, pausing nothing
+        hold = Hold.objects.create(  # released: in the tables, pausing nothing
             organization=organization,
             customer=customer,
             reason=f"Old hold {tag}",
@@ -301,6 +303,7 @@ def build_account(tag: str, customer: Customer) -> Account:
         internal_note=note,
         membership=membership,
         message=message,
+        hold=hold,
         thread=thread,
         template=template,
         policy=policy,

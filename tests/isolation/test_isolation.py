@@ -65,6 +65,7 @@ MARKERS: dict[str, Callable[[Account], str]] = {
     "policy_id": lambda a: a.policy.name,
     "step_id": lambda a: a.step.policy.name,
     "message_id": lambda a: a.message.subject,
+    "hold_id": lambda a: a.hold.reason,
     "thread_id": lambda a: a.thread.subject,
 }
 

@@ -163,3 +163,25 @@ def test_one_click_unsubscribe_works_without_a_form(contact: Contact, supplier: 
     with scope(organization=supplier):
         contact.refresh_from_db()
     assert not contact.consent_email
+
+
+def test_staff_see_which_contact_addresses_do_not_work(
+    users: Users, contact: Contact, customer: Customer
+) -> None:
+    with scope(organization=customer.organization):
+        Contact.objects.filter(pk=contact.pk).update(
+            email_problem="The mail server refused the address: 550 no such user", consent_sms=False
+        )
+    page = text_of(signed_in(users.collector).get(f"/desk/customers/{customer.pk}/").content)
+    assert "Email not working: The mail server refused the address: 550 no such user" in page
+
+
+def test_a_new_address_clears_the_flag(contact: Contact, customer: Customer) -> None:
+    from openar.customers.services import contact_update
+
+    with scope(organization=customer.organization):
+        Contact.objects.filter(pk=contact.pk).update(email_problem="bounced")
+        contact.refresh_from_db()
+        contact_update(contact=contact, changes={"email": "dana.new@bolt.example"})
+        contact.refresh_from_db()
+    assert (contact.email, contact.email_problem) == ("dana.new@bolt.example", "")

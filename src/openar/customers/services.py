@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from openar.core.audit import log_event
 from openar.core.errors import ServiceError
-from openar.customers.models import Activity, Contact, Customer
+from openar.customers.models import Activity, Contact, Customer, Hold
 from openar.identity.models import User
 
 
@@ -92,3 +92,87 @@ def contact_update(
             },
         )
     return locked
+
+
+def hold_place(
+    *,
+    customer: Customer,
+    reason: str,
+    actor: User | None,
+    expires_at: datetime | None = None,
+    invoice_id: int | None = None,
+    visibility: str = Activity.Visibility.CREDITOR,
+) -> Hold:
+    """Pause collection on the customer (or one of its invoices): reminders stop until the
+    hold is released or expires. On the timeline for staff (and creditor clients)."""
+    reason = reason.strip()
+    if not reason:
+        raise ServiceError("Say why collection is on hold.", field="reason")
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise ServiceError("The end of a hold must be in the future.", field="expires_at")
+    with transaction.atomic():
+        hold = Hold.objects.create(
+            organization_id=customer.organization_id,
+            customer=customer,
+            invoice_id=invoice_id,
+            reason=reason[:300],
+            placed_by=actor if actor is not None and actor.is_authenticated else None,
+            placed_at=now,
+            expires_at=expires_at,
+        )
+        until = f" until {expires_at:%Y-%m-%d}" if expires_at else ""
+        activity_record(
+            customer=customer,
+            kind=Activity.Kind.STATUS,
+            summary=f"Collection on hold{until}: {hold.reason}",
+            visibility=visibility,
+            actor=actor,
+            invoice_id=invoice_id,
+        )
+        log_event(
+            "openar.hold.placed",
+            organization=customer.organization,
+            obj=hold,
+            actor=actor,
+            data={"customer": customer.pk, "invoice": invoice_id, "expires_at": str(expires_at or "")},
+        )
+    return hold
+
+
+def hold_release(*, hold: Hold, actor: User | None) -> bool:
+    """End a hold now; False when it had already ended."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Hold.objects.filter(pk=hold.pk, released_at__isnull=True).update(
+            released_at=now, released_by=actor if actor is not None and actor.is_authenticated else None
+        )
+        if not changed:
+            return False
+        activity_record(
+            customer=hold.customer,
+            kind=Activity.Kind.STATUS,
+            summary=f"Hold released: {hold.reason}",
+            visibility=Activity.Visibility.CREDITOR,
+            actor=actor,
+        )
+        log_event("openar.hold.released", organization=hold.customer.organization, obj=hold, actor=actor)
+    return True
+
+
+def customer_segment_set(*, customer: Customer, segment: str, actor: User | None) -> None:
+    """Choose the customer's dunning policy (by segment; blank: the default policy)."""
+    segment = segment.strip()[:40]
+    with transaction.atomic():
+        before = Customer.objects.filter(pk=customer.pk).values_list("segment", flat=True).get()
+        if before == segment:
+            return
+        Customer.objects.filter(pk=customer.pk).update(segment=segment)
+        customer.segment = segment
+        log_event(
+            "openar.customer.segment_changed",
+            organization=customer.organization,
+            obj=customer,
+            actor=actor,
+            data={"segment": [before, segment]},
+        )

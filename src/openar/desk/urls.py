@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openar.desk import contacts, inbox, outbox, people, reminders, security, views
+from openar.desk import collection, contacts, inbox, outbox, people, reminders, security, views
 
 app_name = "desk"
 urlpatterns = [
@@ -20,6 +20,11 @@ urlpatterns = [
         name="contact_links_revoke",
     ),
     path("customers/<int:customer_id>/invite/", contacts.invite, name="customer_invite"),
+    path("customers/<int:customer_id>/segment/", collection.segment_set, name="customer_segment"),
+    path("customers/<int:customer_id>/holds/", collection.hold_create, name="hold_create"),
+    path(
+        "customers/<int:customer_id>/holds/<int:hold_id>/release/", collection.hold_end, name="hold_release"
+    ),
     path("customers/<int:customer_id>/view-as/", contacts.view_as_start, name="view_as_start"),
     path("view-as/stop/", contacts.view_as_stop, name="view_as_stop"),
     path("inbox/", inbox.inbox, name="inbox"),

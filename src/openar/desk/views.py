@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.db.models import F
+from django.db.models import F, Q
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from openar.billing import selectors
@@ -14,6 +15,7 @@ from openar.billing.models import Document, Invoice
 from openar.billing.presenters import document_response, invoice_row, statement_pdf_response
 from openar.core.money import format_money
 from openar.customers.models import Customer
+from openar.reminders.models import DunningPolicy
 from openar.tenants.access import staff_required
 from openar.tenants.models import Organization
 
@@ -98,6 +100,12 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
             "timeline": list(
                 selectors.customer_timeline(customer, visibilities=selectors.STAFF_VISIBLE)[:30]
             ),
+            "holds": list(
+                customer.holds.filter(released_at__isnull=True)
+                .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+                .order_by("placed_at")
+            ),
+            "policies": list(DunningPolicy.objects.filter(is_active=True).order_by("segment", "name")),
             "threads": list(
                 customer.threads.order_by(F("last_message_at").desc(nulls_last=True), "-pk")[:THREADS_SHOWN]
             ),

@@ -6,8 +6,9 @@ the invoice is paid (or put on hold), the next oldest anchors a new cycle.
 
 ``plan`` finds, in SQL, the customers who have a step due today: an anchor invoice old
 enough for the policy's earliest step, no hold on the customer, no reminder within the
-frequency cap. For each, only the **latest** step that is due is planned: after an outage a
-step that fell due meanwhile is sent once, and one that a later step superseded is skipped.
+frequency cap. For each, only the **latest** step that is due, among those whose channel can
+reach the customer (consent, a working address), is planned: after an outage a step that
+fell due meanwhile is sent once, and one that a later step superseded is skipped.
 A step already recorded for the cycle (sent, failed or skipped) is never planned again:
 ``Message`` has a unique key on (customer, step, cycle), which also makes two workers
 running the same tick create each reminder once.
@@ -96,7 +97,8 @@ def customer_hold(moment: datetime.datetime) -> Exists:
 def plan(
     organization: Organization, now: datetime.datetime, *, today: datetime.date | None = None
 ) -> list[Planned]:
-    """The reminders due for the organization's customers on ``today`` (in its time zone)."""
+    """The reminders due for the organization's customers on ``today`` (in its time zone):
+    for each, the latest due step on a channel that can reach them."""
     settings = settings_of(organization)
     if settings.is_paused:
         return []
@@ -121,12 +123,29 @@ def plan(
     )
     if settings.min_days_between:
         customers = customers.exclude(Exists(recent))
-    rows = customers.values_list("pk", "segment", "anchor_id", "anchor_due")
+    reachable = Contact.objects.filter(customer=OuterRef("pk"))
+    rows = customers.annotate(
+        email_ok=Exists(reachable.filter(consent_email=True, email_problem="").exclude(email="")),
+        sms_ok=Exists(reachable.filter(consent_sms=True, phone_problem="").exclude(phone="")),
+    ).values_list("pk", "segment", "anchor_id", "anchor_due", "email_ok", "sms_ok", "address_line1")
     candidates: list[Planned] = []
-    for customer_id, segment, anchor_id, anchor_due in rows.iterator(chunk_size=5000):
+    for customer_id, segment, anchor_id, anchor_due, email_ok, sms_ok, street in rows.iterator(
+        chunk_size=5000
+    ):
         steps = by_segment.get(segment, default_steps) if segment else default_steps
         days = (today - anchor_due).days
-        due = [step for step in steps if step.offset_days <= days]
+        # A step on a channel that cannot reach the customer (no consent, no working
+        # address) is passed over: the latest step that can reach them is the one due.
+        open_channels = {Channel.PORTAL} | {
+            channel
+            for channel, ok in (
+                (Channel.EMAIL, email_ok),
+                (Channel.SMS, sms_ok),
+                (Channel.LETTER, bool(street)),
+            )
+            if ok
+        }
+        due = [step for step in steps if step.offset_days <= days and step.channel in open_channels]
         if not due:
             continue
         latest = max(step.offset_days for step in due)
