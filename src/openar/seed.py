@@ -85,7 +85,10 @@ LINE_COLUMNS = (
 )
 PAYMENT_COLUMNS = (
     "id", "amount", "currency", "method", "state", "reference", "received_at", "idempotency_key",
-    "created_at", "updated_at", "creditor_id", "customer_id", "organization_id", "recorded_by_id",
+    "provider", "provider_payment_id", "checkout_token", "fee_amount", "refunded_amount",
+    "short_pay_reason", "failure_message", "settled_at",
+    "created_at", "updated_at", "contact_id", "creditor_id", "customer_id", "organization_id",
+    "recorded_by_id",
 )
 ALLOCATION_COLUMNS = (
     "id", "amount", "created_at", "reversed_at", "credit_note_id", "invoice_id", "organization_id",
@@ -421,7 +424,8 @@ class _Generator:
                     add_payment(
                         f"{payment_id}\t{amount_text}\tUSD\t{method}\tsucceeded\t"
                         f"{reference}-{payment_id:08d}\t{stamp}\t{key_prefix}{payment_id:012x}\t"
-                        f"{stamp}\t{stamp}{payment_end}"
+                        f"\t\t\t0\t0\t\t\t{stamp}\t"
+                        f"{stamp}\t{stamp}\t{null}{payment_end}"
                     )
                     add_allocation(
                         f"{allocation_id}\t{amount_text}\t{stamp}\t{null}\t{null}\t{invoice_id}\t"

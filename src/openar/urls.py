@@ -27,6 +27,7 @@ urlpatterns = [
     path("welcome/", login_required(TemplateView.as_view(template_name="welcome.html")), name="welcome"),
     path("admin/", admin.site.urls),
     path("hooks/", include("openar.notifications.urls")),
+    path("sandbox/", include("openar.payments.urls")),
 ]
 
 if getattr(settings, "OPENAR_DEMO", False):

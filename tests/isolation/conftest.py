@@ -41,7 +41,8 @@ from openar.identity.magic import magic_link_create
 from openar.identity.models import User
 from openar.notifications.models import Channel, Message, MessageTemplate, Thread
 from openar.notifications.services import Draft, message_create, message_receive
-from openar.payments.models import Payment
+from openar.payments.models import Payment, ProviderAccount
+from openar.payments.online import choose_lines, payment_refund, payment_settings, payment_start
 from openar.reminders.models import DunningPolicy, DunningStep
 from openar.tenants.models import Creditor, Membership, Organization, Role
 
@@ -231,6 +232,21 @@ def build_account(tag: str, customer: Customer) -> Account:
     )
     payment = record_payment(customer, "30.00", allocations=[(late, "30.00")], reference=f"CHK-{tag}")
     credit_note = issue_credit_note(upcoming, f"CN-{tag}", "20.00", reason=f"Damaged crate {tag}")
+    with scope(organization=organization):
+        # Online payments are tenant data too: settings and a provider account per
+        # organization, a checkout in flight (its target), and a refund.
+        payment_settings(organization)
+        ProviderAccount.objects.get_or_create(organization=organization, provider="sandbox")
+        payment_start(
+            customer=customer,
+            lines=choose_lines(customer, organization.today(), invoice_ids=[upcoming.pk]),
+            method="card",
+            provider_name="sandbox",
+            checkout_token=f"token-{tag}",
+            return_url="http://testserver/portal/pay/",
+            cancel_url="http://testserver/portal/pay/",
+        )
+        payment_refund(payment=payment, amount=Decimal("1.00"), reason=f"Refund {tag}", actor=None)
     pdf = small_pdf(f"{PDF_MARKER}{tag}")
     document = make_document(
         customer, title=f"Delivery note {tag}", filename=f"delivery-{lower}.pdf", content=pdf, invoice=late

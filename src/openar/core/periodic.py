@@ -38,6 +38,8 @@ JOBS: tuple[Job, ...] = (
         "sweep-interrupted", datetime.timedelta(minutes=5), "openar.notifications.services.sweep_interrupted"
     ),
     Job("reminders", datetime.timedelta(minutes=15), "openar.reminders.engine.run_all"),
+    Job("sandbox-events", datetime.timedelta(minutes=1), "openar.payments.sandbox.deliver_due"),
+    Job("payments-expire", datetime.timedelta(hours=1), "openar.payments.online.expire_abandoned"),
     Job(
         "deactivate-inactive",
         datetime.timedelta(days=1),

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
+import re
+import uuid
+from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.core import validators
 from django.db.models import QuerySet
 
+from openar.billing.models import Invoice
+from openar.core.money import exponent, format_money
 from openar.customers.models import LANGUAGES
 from openar.identity.models import MagicLink
 from openar.notifications.models import Channel, Message
+from openar.payments.models import Payment
 from openar.reminders.services import MIN_DAYS_BETWEEN_MAX, OFFSET_MAX, OFFSET_MIN, SUBJECT_CHANNELS
 from openar.tenants.models import Creditor, Role, SecurityPolicy
 from openar.tenants.services import POLICY_FIELDS
@@ -268,3 +276,228 @@ class ReminderSettingsForm(forms.Form):
         label="Pause all reminders",
         help_text="No reminder is planned for anyone until you untick this.",
     )
+
+
+# --- payments -------------------------------------------------------------------------------------
+
+_AMOUNT = re.compile(r"\d{1,15}(?:\.\d+)?")
+
+
+class AmountField(forms.DecimalField):
+    """An amount of money typed by staff, in the currency's minor unit at most.
+
+    Only digits with an optional decimal point are taken: a thousands separator or a decimal
+    comma is refused rather than guessed ("12,50" and "1,250" read differently in different
+    countries, and a wrong guess moves money), and so are signs and exponents.
+    """
+
+    def __init__(self, *, currency: str, **kwargs: Any) -> None:
+        places = exponent(currency)
+        self.example = "1234" if places == 0 else "1234." + "5".ljust(places, "0")
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+        super().__init__(max_digits=15 + places, decimal_places=places, **kwargs)
+        self.widget.attrs["maxlength"] = 20
+
+    def to_python(self, value: Any) -> Decimal | None:  # type: ignore[override]
+        text = str(value if value is not None else "").strip()
+        if text in self.empty_values:
+            return None
+        if not _AMOUNT.fullmatch(text):
+            raise forms.ValidationError(f"Enter the amount in digits, like {self.example}.", code="invalid")
+        return super().to_python(text)
+
+
+PAYMENT_STATE_FILTERS = [
+    ("", "Every state"),
+    ("pending", "Pending"),
+    ("processing", "Bank payment in progress"),
+    ("succeeded", "Succeeded"),
+    ("partly_refunded", "Partly refunded"),
+    ("refunded", "Refunded"),
+    ("failed", "Failed"),
+    ("returned", "Returned"),
+]
+PAYMENT_SOURCES = [("", "Online or by staff"), ("online", "Paid online"), ("staff", "Recorded by staff")]
+
+
+class PaymentFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=60, label="Customer or reference")
+    state = forms.ChoiceField(required=False, choices=PAYMENT_STATE_FILTERS, label="State")
+    method = forms.ChoiceField(
+        required=False, choices=[("", "Every method"), *Payment.Method.choices], label="Method"
+    )
+    source = forms.ChoiceField(required=False, choices=PAYMENT_SOURCES, label="Made")
+    credit = forms.BooleanField(required=False, label="With unapplied credit")
+
+
+class OnceForm(forms.Form):
+    """A form that moves money, sent at most once: it carries a one-time token (``once``),
+    new each time the form is shown, which the view claims before calling the service. A
+    double click or a resent page then finds it taken and changes nothing. Optional, so
+    that a form posted without it is simply not protected rather than refused."""
+
+    once = forms.CharField(
+        required=False,
+        widget=forms.HiddenInput,
+        validators=[validators.RegexValidator(r"\A[0-9a-f]{32}\Z", "This form is damaged: open it again.")],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["once"].initial = uuid.uuid4().hex
+
+
+class RefundForm(OnceForm):
+    """How much of a payment to give back, and why (kept on the refund and in the audit log)."""
+
+    reason = forms.CharField(
+        max_length=300, label="Reason", help_text="Kept with the refund; the customer's timeline shows it."
+    )
+    field_order = ["amount", "reason"]
+
+    def __init__(self, *args: Any, currency: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["amount"] = AmountField(currency=currency, label=f"Amount to refund ({currency})")
+        self.order_fields(self.field_order)
+
+    def clean_amount(self) -> Decimal:
+        amount: Decimal = self.cleaned_data["amount"]
+        if amount <= 0:
+            raise forms.ValidationError("Enter an amount above zero.")
+        return amount
+
+
+def _invoice_field(invoice: Invoice) -> str:
+    return f"invoice_{invoice.pk}"
+
+
+class _InvoiceAmountsMixin:
+    """One optional amount per open invoice (empty: nothing to that invoice), each at most
+    what the invoice has open when the form is read."""
+
+    fields: dict[str, forms.Field]
+    cleaned_data: dict[str, Any]
+    invoices: list[Invoice]
+
+    def _add_invoice_fields(self, invoices: list[Invoice], currency: str) -> None:
+        self.invoices = invoices
+        for invoice in invoices:
+            self.fields[_invoice_field(invoice)] = AmountField(
+                currency=currency, required=False, label=f"Amount for {invoice.number}"
+            )
+
+    def invoice_fields(self) -> list[tuple[Invoice, forms.BoundField]]:
+        return [(invoice, self[_invoice_field(invoice)]) for invoice in self.invoices]  # type: ignore[index]
+
+    def invoice_amounts(self) -> list[tuple[Invoice, Decimal]]:
+        """The invoices given an amount above zero, in the order shown."""
+        found = []
+        for invoice in self.invoices:
+            amount = self.cleaned_data.get(_invoice_field(invoice))
+            if amount:
+                found.append((invoice, amount))
+        return found
+
+    def _check_invoice_amounts(self) -> None:
+        for invoice, amount in self.invoice_amounts():
+            if amount > invoice.open_amount:
+                self.add_error(  # type: ignore[attr-defined]
+                    _invoice_field(invoice),
+                    f"Invoice {invoice.number} has "
+                    f"{format_money(invoice.open_amount, invoice.currency)} open.",
+                )
+
+
+class CreditApplyForm(_InvoiceAmountsMixin, OnceForm):
+    """Apply a payment's unapplied credit: an amount per open invoice of the customer."""
+
+    def __init__(self, *args: Any, invoices: list[Invoice], currency: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._add_invoice_fields(invoices, currency)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not self.errors and not self.invoice_amounts():
+            raise forms.ValidationError("Enter an amount for at least one invoice.")
+        self._check_invoice_amounts()
+        return data
+
+
+RECORD_METHODS = [
+    (Payment.Method.CHECK, "Cheque"),
+    (Payment.Method.WIRE, "Wire transfer"),
+    (Payment.Method.EFT, "Lockbox / EFT"),
+    (Payment.Method.CASH, "Cash"),
+    (Payment.Method.OTHER, "Other"),
+]
+RECORD_APPLY = [
+    ("oldest", "To the oldest open invoices first"),
+    ("invoices", "The amounts I enter for each invoice"),
+]
+
+
+class PaymentRecordForm(_InvoiceAmountsMixin, OnceForm):
+    """A payment received outside the portal. What is not applied to an invoice stays on the
+    payment as unapplied credit, to be applied later from the payment's page."""
+
+    method = forms.ChoiceField(choices=RECORD_METHODS, initial=Payment.Method.CHECK, label="Received by")
+    received_on = forms.DateField(label="Received on", widget=forms.DateInput(attrs={"type": "date"}))
+    reference = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Reference",
+        help_text="Cheque number, wire or lockbox reference.",
+    )
+    apply = forms.ChoiceField(
+        choices=RECORD_APPLY, initial="oldest", widget=forms.RadioSelect, label="Apply it"
+    )
+    again = forms.BooleanField(required=False, label="Record it anyway: it is another payment")
+    field_order = ["amount", "method", "received_on", "reference", "apply", "again"]
+
+    def __init__(
+        self, *args: Any, invoices: list[Invoice], currency: str, today: datetime.date, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+        self.currency = currency
+        self.fields["amount"] = AmountField(currency=currency, label=f"Amount received ({currency})")
+        self.fields["received_on"].initial = today
+        self.fields["received_on"].widget.attrs["max"] = today.isoformat()
+        self.order_fields(self.field_order)
+        self._add_invoice_fields(invoices, currency)
+
+    def clean_amount(self) -> Decimal:
+        amount: Decimal = self.cleaned_data["amount"]
+        if amount <= 0:
+            raise forms.ValidationError("Enter an amount above zero.")
+        return amount
+
+    def clean_received_on(self) -> datetime.date:
+        day: datetime.date = self.cleaned_data["received_on"]
+        if day > self.today:
+            raise forms.ValidationError("A payment cannot be received in the future.")
+        return day
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        amounts = self.invoice_amounts()
+        if data.get("apply") == "invoices":
+            if not amounts and not any(name.startswith("invoice_") for name in self.errors):
+                self.add_error("apply", "Enter an amount for at least one invoice, or apply it oldest first.")
+            self._check_invoice_amounts()
+            total = sum((amount for _, amount in amounts), Decimal(0))
+            if data.get("amount") and total > data["amount"]:
+                self.add_error(
+                    "apply",
+                    f"The amounts for the invoices add up to {format_money(total, self.currency)}, more than "
+                    f"the {format_money(data['amount'], self.currency)} received.",
+                )
+        elif data.get("apply") == "oldest" and amounts:
+            self.add_error(
+                "apply", "You entered amounts for invoices: choose “The amounts I enter for each invoice”."
+            )
+        return data
+
+    def allocations(self) -> list[tuple[Invoice, Decimal]] | None:
+        """What to pass on: None applies the payment oldest first."""
+        return self.invoice_amounts() if self.cleaned_data.get("apply") == "invoices" else None

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openar.desk import collection, contacts, inbox, outbox, people, reminders, security, views
+from openar.desk import collection, contacts, inbox, outbox, payments, people, reminders, security, views
 
 app_name = "desk"
 urlpatterns = [
@@ -36,6 +36,12 @@ urlpatterns = [
     path("reminders/upcoming/", outbox.reminders_upcoming, name="reminders_upcoming"),
     path("reminders/upcoming/skip/", outbox.reminder_skip_view, name="reminder_skip"),
     path("reminders/upcoming/send-now/", outbox.reminder_send_now_view, name="reminder_send_now"),
+    path("payments/", payments.payment_list, name="payments"),
+    path("payments/export.csv", payments.payments_export, name="payments_export"),
+    path("payments/<int:payment_id>/", payments.payment_detail, name="payment"),
+    path("payments/<int:payment_id>/refund/", payments.payment_refund_view, name="payment_refund"),
+    path("payments/<int:payment_id>/apply-credit/", payments.credit_apply_view, name="payment_apply_credit"),
+    path("customers/<int:customer_id>/payments/new/", payments.payment_record_view, name="payment_record"),
     path("people/", people.people, name="people"),
     path("people/invite/", people.invite, name="people_invite"),
     path("people/<int:membership_id>/deactivate/", people.deactivate, name="person_deactivate"),

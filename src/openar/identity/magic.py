@@ -153,13 +153,15 @@ def magic_links_create_bulk(
 
 
 def magic_links_issue(
-    requests: list[tuple[Contact, str]], *, created_by: User | None = None
+    requests: list[tuple[Contact, str]] | list[tuple[Contact, str, str]], *, created_by: User | None = None
 ) -> list[IssuedLink]:
-    """A link per (contact, scope), with their audit events, in two inserts: the reminder
-    engine makes hundreds at a time. The contacts' customers must be loaded."""
+    """A link per (contact, scope[, target]), with their audit events, in two inserts: the
+    reminder engine makes hundreds at a time. The contacts' customers must be loaded."""
     policies: dict[int, SecurityPolicy] = {}
     issued = []
-    for contact, scope_ in requests:
+    for request in requests:
+        contact, scope_ = request[0], request[1]
+        target = request[2] if len(request) > 2 else ""
         organization = contact.customer.organization
         if organization.pk not in policies:
             policies[organization.pk] = policy_for(organization)
@@ -168,7 +170,7 @@ def magic_links_issue(
                 contact=contact,
                 scope_=scope_,
                 invoice=None,
-                target="",
+                target=target,
                 created_by=created_by,
                 ttl=None,
                 max_uses=None,

@@ -39,6 +39,7 @@ VARIABLES: dict[str, str] = {
     "invoices": "The open invoices; each has number, po_number, due_date, open_amount, days_late.",
     "invoice_count": "How many invoices are listed.",
     "pay_link": "A sign-in link that opens the past-due invoices (no password needed).",
+    "easy_pay_link": "Easy Pay: a sign-in link that opens the payment page for what is past due.",
     "portal_link": "The portal's sign-in page.",
     "unsubscribe_link": "Stops reminder emails to this contact (shown on every reminder email).",
     "statement_attached": "True when the statement PDF is attached.",
@@ -156,7 +157,9 @@ def render(subject: str, body: str, context: Mapping[str, Any]) -> Draft:
     rendered_subject = " ".join(_compile(subject).render(data).split())
     text = _tidy(_compile(body).render(data))
     links = tuple(
-        str(context[name]) for name in ("pay_link", "portal_link", "unsubscribe_link") if context.get(name)
+        str(context[name])
+        for name in ("pay_link", "easy_pay_link", "portal_link", "unsubscribe_link")
+        if context.get(name)
     )
     return Draft(rendered_subject, text, text_to_html(text), tuple(link for link in links if link in text))
 

@@ -4,6 +4,7 @@ to invoices through allocations too, so one table explains every invoice's open 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -46,12 +47,49 @@ class Payment(TenantModel):
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Online payments: which provider, its id for the payment, and what the customer asked.
+    provider = models.CharField(max_length=40, blank=True, help_text="Empty: recorded by staff.")
+    provider_payment_id = models.CharField(max_length=200, blank=True)
+    checkout_token = models.CharField(
+        max_length=64, blank=True, help_text="The pay form's one-time token: many clicks, one payment."
+    )
+    contact = models.ForeignKey(
+        "customers.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="payments"
+    )
+    fee_amount = MoneyField(
+        default=0, help_text="Convenience fee added (positive) or discount given (negative) for the method."
+    )
+    refunded_amount = MoneyField(default=0)
+    short_pay_reason = models.CharField(max_length=40, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0))]
+        constraints = [
+            models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0)),
+            models.CheckConstraint(
+                name="payment_refund_within_amount",
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("amount")),
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "provider_payment_id"],
+                condition=~Q(provider_payment_id=""),
+                name="payment_provider_id_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "checkout_token"],
+                condition=~Q(checkout_token=""),
+                name="payment_one_per_checkout",
+            ),
+        ]
         indexes = [models.Index(fields=["customer", "-received_at"], name="payment_customer_time")]
+
+    @property
+    def invoice_amount(self) -> Decimal:
+        """What goes to invoices: the amount without the method's fee (or with its discount)."""
+        return self.amount - self.fee_amount
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} ({self.get_method_display()})"
@@ -86,3 +124,130 @@ class Allocation(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.amount} → {self.invoice_id}"
+
+
+class PaymentTarget(TenantModel):
+    """What the customer asked a payment to pay, before it settles: allocations are made
+    from these when the provider says the money arrived. An invoice with a target of a
+    payment in flight shows "payment processing", never paid."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="targets")
+    invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT, related_name="payment_targets")
+    amount = MoneyField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="payment_target_positive", condition=Q(amount__gt=0)),
+            models.UniqueConstraint(fields=["payment", "invoice"], name="payment_target_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} of payment {self.payment_id} → invoice {self.invoice_id}"
+
+
+class ProviderEvent(models.Model):
+    """One event a payment provider sent (a webhook, or the sandbox's own), stored once
+    (unique provider and event id) before it is processed. Not tenant data until matched:
+    the organization is set when the event is tied to a payment."""
+
+    provider = models.CharField(max_length=40)
+    event_id = models.CharField(max_length=200)
+    type = models.CharField(max_length=60, help_text="Normalized: payment.succeeded, payment.returned, ...")
+    provider_payment_id = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(default=dict)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=300, blank=True)
+    organization = models.ForeignKey(
+        "tenants.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="provider_events"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_once"),
+        ]
+        indexes = [models.Index(fields=["provider", "provider_payment_id"], name="provider_event_payment")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.type} {self.event_id}"
+
+
+class Refund(TenantModel):
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = MoneyField()
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    reason = models.CharField(max_length=300, blank=True)
+    provider_refund_id = models.CharField(max_length=200, blank=True)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(name="refund_amount_positive", condition=Q(amount__gt=0))]
+
+    def __str__(self) -> str:
+        return f"refund of {self.amount} on payment {self.payment_id}"
+
+
+class ProviderAccount(TenantModel):
+    """An organization's account with a payment provider: enabled or not, which methods,
+    and its credentials, encrypted at rest (``openar.core.crypto``)."""
+
+    provider = models.CharField(max_length=40)
+    enabled = models.BooleanField(default=True)
+    methods = models.JSONField(default=list, help_text='e.g. ["card", "ach"]')
+    credentials_encrypted = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "provider"], name="provider_account_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} for {self.organization_id}"
+
+
+class PaymentSettings(TenantModel):
+    """How an organization takes payments online."""
+
+    allow_partial = models.BooleanField(
+        default=True, help_text="Customers may pay part of an invoice (they then give a reason)."
+    )
+    short_pay_reasons = models.JSONField(
+        default=list,
+        help_text='Reason codes for paying part of an invoice: [["price", "Price is wrong"], ...]',
+    )
+    fees = models.JSONField(
+        default=dict,
+        help_text='Per method: {"card": {"percent": "2.5", "fixed": "0.30"}}; negative: a discount.',
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization"], name="payment_settings_once")]
+        verbose_name_plural = "payment settings"
+
+    def __str__(self) -> str:
+        return f"payment settings of {self.organization_id}"
+
+
+class SandboxEvent(models.Model):
+    """An event the sandbox provider will send later (a bank payment settling in three days,
+    a return after five), delivered by the periodic job through the webhook path."""
+
+    body = models.TextField()
+    due_at = models.DateTimeField(db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"sandbox event due {self.due_at:%Y-%m-%d %H:%M}"

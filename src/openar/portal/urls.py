@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openar.portal import details, messages, views
+from openar.portal import details, messages, pay, views
 
 app_name = "portal"
 urlpatterns = [
@@ -17,4 +17,7 @@ urlpatterns = [
     path("messages/<int:thread_id>/", messages.thread_detail, name="thread"),
     path("details/", details.details, name="details"),
     path("step-up/", details.step_up, name="step_up"),
+    path("pay/", pay.pay, name="pay"),
+    path("pay/<int:payment_id>/", pay.payment, name="payment"),
+    path("pay/<int:payment_id>/receipt.pdf", pay.receipt_pdf, name="payment_receipt"),
 ]

@@ -4,6 +4,7 @@ points to; the statement, every document and the timeline need a full sign-in.""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Collection
 
 from django.core.paginator import Paginator
@@ -23,6 +24,7 @@ from openar.billing.presenters import (
 )
 from openar.billing.statements import statement_for
 from openar.customers.models import Customer
+from openar.payments.online import in_flight
 from openar.tenants.access import Access, customer_required, landing_url, require
 from openar.tenants.permissions import Perm
 
@@ -62,6 +64,14 @@ def _clean(value: str | None, allowed: Collection[str], default: str) -> str:
     return value if value is not None and value in allowed else default
 
 
+def _rows(invoices: list[Invoice], today: datetime.date) -> list[dict[str, object]]:
+    """Invoice rows, each marked ``processing`` while a payment for it is in flight (a bank
+    payment takes days): the customer sees it is on its way, not that it is still owed. Asked
+    for the rows shown only (``processing_amounts`` would ask for every open invoice)."""
+    flying = in_flight(invoice.pk for invoice in invoices)
+    return [{**invoice_row(invoice, today), "processing": invoice.pk in flying} for invoice in invoices]
+
+
 def _page(request: HttpRequest, context: dict[str, object]) -> dict[str, object]:
     access = _access(request)
     context.update({"customer": _customer(request), "access": access, "full": access.can(Perm.PORTAL_FULL)})
@@ -95,8 +105,8 @@ def overview(request: HttpRequest) -> HttpResponse:
                 "today": today,
                 "aging": aging,
                 "primary": aging[0],
-                "past_due_rows": [invoice_row(invoice, today) for invoice in past_due],
-                "next_due_rows": [invoice_row(invoice, today) for invoice in next_due],
+                "past_due_rows": _rows(past_due, today),
+                "next_due_rows": _rows(next_due, today),
                 "recent": recent,
                 "nav": "overview",
             },
@@ -122,7 +132,7 @@ def invoices(request: HttpRequest) -> HttpResponse:
         _page(
             request,
             {
-                "rows": [invoice_row(invoice, today) for invoice in page.object_list],
+                "rows": _rows(list(page.object_list), today),
                 "page": page,
                 "status": status,
                 "sort": sort,
@@ -148,6 +158,7 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
             {
                 "invoice": invoice,
                 "row": invoice_row(invoice, today),
+                "processing": in_flight([invoice.pk]).get(invoice.pk),
                 "lines": list(invoice.lines.all()),
                 "applied": selectors.invoice_applied(invoice),
                 "documents": list(invoice.documents.filter(visible_to_customer=True)),

@@ -51,6 +51,7 @@ def reminder_context(
     unsubscribe_link: str,
     statement_attached: bool,
     moment: datetime.datetime | None = None,
+    easy_pay_link: str = "",
 ) -> dict[str, Any]:
     """The variables for one customer (the template editor's preview; the engine builds
     many at once with ``context_from``)."""
@@ -66,6 +67,7 @@ def reminder_context(
         unsubscribe_link,
         statement_attached,
         open_invoices,
+        easy_pay_link=easy_pay_link,
     )
 
 
@@ -79,6 +81,7 @@ def context_from(
     unsubscribe_link: str,
     statement_attached: bool,
     open_invoices: list[Invoice],
+    easy_pay_link: str = "",
 ) -> dict[str, Any]:
     """The variables, from the customer's open invoices that are not on hold (ordered by
     due date). ``_invoice_ids`` (not a template variable) lists the invoices the message
@@ -116,6 +119,7 @@ def context_from(
         ],
         "invoice_count": len(invoices),
         "pay_link": pay_link,
+        "easy_pay_link": easy_pay_link or pay_link,
         "portal_link": f"{settings.SITE_URL}/accounts/login/",
         "unsubscribe_link": unsubscribe_link,
         "statement_attached": statement_attached,

@@ -53,7 +53,8 @@ A quick heads-up from {{{{ organization_name }}}}: the following is coming due o
 
 {_INVOICE_LINES_EN}
 You can see the details and pay online here, no password needed:
-{{{{ pay_link }}}}
+{{{{ easy_pay_link }}}}
+To see your invoices first: {{{{ pay_link }}}}
 
 If payment is already on its way, thank you, and please ignore this note.
 
@@ -76,7 +77,8 @@ We hope all is well. Our records show that {{{{ total_past_due }}}} on your acco
 
 {_INVOICE_LINES_EN}
 It only takes a minute to pay online, no password needed:
-{{{{ pay_link }}}}
+{{{{ easy_pay_link }}}}
+To see your invoices first: {{{{ pay_link }}}}
 
 If you have already paid, thank you, and please disregard this message. If something on an \
 invoice doesn't look right, just reply to this email and we'll sort it out together.
@@ -101,7 +103,8 @@ days past due:
 {_INVOICE_LINES_EN}
 Please pay today, or let us know when you can. You can pay in full or in part, or propose a \
 payment date, here:
-{{{{ pay_link }}}}
+{{{{ easy_pay_link }}}}
+To see your invoices first: {{{{ pay_link }}}}
 {{% if statement_attached %}}
 Your statement of account is attached.
 {{% endif %}}
@@ -127,7 +130,8 @@ oldest invoice was due on {{{{ oldest_due_date }}}}.
 
 {_INVOICE_LINES_EN}
 Please settle the balance, or set up a payment arrangement, within 7 days:
-{{{{ pay_link }}}}
+{{{{ easy_pay_link }}}}
+To see your invoices first: {{{{ pay_link }}}}
 {{% if statement_attached %}}
 Your statement of account is attached.
 {{% endif %}}
@@ -146,7 +150,7 @@ Regards,
         "Text reminder",
         "",
         "{{ organization_name }}: {{ total_past_due }} is past due on account {{ customer_number }}. "
-        "Pay or set a date here: {{ pay_link }} Reply STOP to opt out.",
+        "Pay or set a date here: {{ easy_pay_link }} Reply STOP to opt out.",
     ),
     DefaultTemplate(
         "reminder-letter",
@@ -182,7 +186,8 @@ Un petit mot de {{{{ organization_name }}}} : les montants suivants arrivent bie
 
 {_INVOICE_LINES_FR}
 Vous pouvez consulter le détail et payer en ligne ici, sans mot de passe :
-{{{{ pay_link }}}}
+{{{{ easy_pay_link }}}}
+Pour voir d'abord vos factures : {{{{ pay_link }}}}
 
 Si votre paiement est déjà en route, merci, et ne tenez pas compte de ce message.
 
@@ -205,7 +210,8 @@ chez {{{{ organization_name }}}} est maintenant échu :
 
 {_INVOICE_LINES_FR}
 Payer en ligne ne prend qu'une minute, sans mot de passe :
-{{{{ pay_link }}}}
+{{{{ easy_pay_link }}}}
+Pour voir d'abord vos factures : {{{{ pay_link }}}}
 
 Si vous avez déjà payé, merci, et ne tenez pas compte de ce message. Si quelque chose vous \
 semble incorrect sur une facture, répondez simplement à ce courriel et nous réglerons cela \
@@ -231,7 +237,8 @@ Nous n'avons pas encore reçu le paiement de {{{{ total_past_due }}}}, échu dep
 {_INVOICE_LINES_FR}
 Merci de payer dès aujourd'hui ou de nous indiquer quand vous le pourrez. Vous pouvez payer \
 en totalité ou en partie, ou proposer une date de paiement, ici :
-{{{{ pay_link }}}}
+{{{{ easy_pay_link }}}}
+Pour voir d'abord vos factures : {{{{ pay_link }}}}
 {{% if statement_attached %}}
 Votre relevé de compte est joint.
 {{% endif %}}
@@ -257,7 +264,8 @@ plus ancienne était due le {{{{ oldest_due_date }}}}.
 
 {_INVOICE_LINES_FR}
 Merci de régler le solde, ou de mettre en place une entente de paiement, d'ici 7 jours :
-{{{{ pay_link }}}}
+{{{{ easy_pay_link }}}}
+Pour voir d'abord vos factures : {{{{ pay_link }}}}
 {{% if statement_attached %}}
 Votre relevé de compte est joint.
 {{% endif %}}
@@ -277,7 +285,8 @@ Salutations,
         "Rappel par texto",
         "",
         "{{ organization_name }} : {{ total_past_due }} est échu sur le compte {{ customer_number }}. "
-        "Payez ou choisissez une date ici : {{ pay_link }} Répondez STOP pour ne plus recevoir de textos.",
+        "Payez ou choisissez une date ici : {{ easy_pay_link }} "
+        "Répondez STOP pour ne plus recevoir de textos.",
     ),
     DefaultTemplate(
         "reminder-letter",

@@ -52,6 +52,7 @@ from openar.tenants.models import Organization
 logger = logging.getLogger(__name__)
 
 UNSUBSCRIBE_SALT = "openar.reminders.unsubscribe"
+EASY_PAY_TARGET = "/portal/pay/"  # the one-click Easy Pay link opens the payment page
 
 
 class NothingToRemind(Exception):
@@ -353,13 +354,15 @@ class Batch:
         ):
             open_invoices[invoice.customer_id].append(invoice)
         with transaction.atomic():
+            # Two links per reminder: one opens the invoices, one (Easy Pay) the payment page.
             wanted = [
-                (
-                    r.contact,
-                    MagicLink.Scope.PAST_DUE if r.item.step.offset_days >= 0 else MagicLink.Scope.ACCOUNT,
-                )
+                (r.contact, scope_, target)
                 for r in ready
                 if r.contact is not None and r.item.step.channel != Channel.LETTER
+                for scope_ in [
+                    MagicLink.Scope.PAST_DUE if r.item.step.offset_days >= 0 else MagicLink.Scope.ACCOUNT
+                ]
+                for target in ("", EASY_PAY_TARGET)
             ]
             links = iter(magic_links_issue(wanted))  # type: ignore[arg-type]
             messages: list[Message] = []
@@ -368,7 +371,8 @@ class Batch:
             threads: list[Thread | None] = []
             for r in ready:
                 step = r.item.step
-                link = next(links) if r.contact is not None and step.channel != Channel.LETTER else None
+                linked = r.contact is not None and step.channel != Channel.LETTER
+                link, easy_pay = (next(links), next(links)) if linked else (None, None)
                 statement = (
                     _statement(r.customer, self.today)
                     if step.attach_statement and step.channel == Channel.EMAIL
@@ -389,6 +393,7 @@ class Batch:
                     unsubscribe,
                     statement is not None,
                     open_invoices[r.customer.pk],
+                    easy_pay_link=easy_pay.url if easy_pay else "",
                 )
                 invoice_ids = context.pop("_invoice_ids")
                 if not invoice_ids:

@@ -1,0 +1,796 @@
+"""Online payments: what the customer chose to pay, the checkout at the provider, and the
+provider's events, which alone move a payment's state.
+
+States: ``pending`` (created, the customer is at the provider's page) → ``processing``
+(accepted, money in flight: a bank debit) → ``succeeded`` (allocated to the invoices it was
+for); or ``failed``; a succeeded payment may end ``returned`` (its allocations reversed and
+its invoices open again) or ``refunded`` (in full; a partial refund keeps it succeeded with
+``refunded_amount``).
+
+Money safety:
+
+- One payment per pay form: the form's one-time ``checkout_token`` is unique per customer,
+  so any number of clicks make one Payment row, and its ``idempotency_key`` (from that row)
+  is what the provider gets: one provider payment.
+- Every provider event is stored once (unique provider and event id) before it is
+  processed; processing locks the event and the payment and re-checks the state, so a
+  replayed, doubled or out-of-order event changes nothing (a "succeeded" after "returned",
+  a "processing" after "succeeded").
+- Allocations are made only when the money has arrived, each capped by what the invoice
+  still has open at that moment; what is left is unapplied credit on the payment.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from openar.billing.ledger import invoice_apply, invoices_lock
+from openar.billing.models import Invoice
+from openar.core.audit import log_event
+from openar.core.errors import ServiceError
+from openar.core.money import format_money, quantize
+from openar.customers.models import Activity, Contact, Customer
+from openar.customers.services import activity_record
+from openar.identity.models import User
+from openar.payments.models import Allocation, Payment, PaymentSettings, PaymentTarget, ProviderEvent, Refund
+from openar.payments.providers import base
+from openar.payments.providers.registry import provider as provider_named
+from openar.tenants.models import Organization
+
+logger = logging.getLogger(__name__)
+
+IN_FLIGHT = (Payment.State.PENDING, Payment.State.PROCESSING)
+# How far a payment can have come: an event may only move it forward.
+RANK = {
+    Payment.State.PENDING: 0,
+    Payment.State.PROCESSING: 1,
+    Payment.State.SUCCEEDED: 2,
+    Payment.State.FAILED: 2,
+    Payment.State.RETURNED: 3,
+    Payment.State.REFUNDED: 3,
+}
+
+
+@dataclass(frozen=True)
+class PayLine:
+    invoice: Invoice
+    amount: Decimal
+
+    @property
+    def partial(self) -> bool:
+        return self.amount < self.invoice.open_amount
+
+
+def payment_settings(organization: Organization) -> PaymentSettings:
+    found, _ = PaymentSettings.objects.get_or_create(organization=organization)
+    return found
+
+
+def in_flight(invoice_ids: Iterable[int], *, checkout_token: str = "") -> dict[int, Decimal]:
+    """For each invoice, the amount of payments still in flight for it (pending or
+    processing): shown as "payment processing", and not payable twice. The payment of
+    ``checkout_token`` (the pay form being submitted again) does not count against itself."""
+    targets = PaymentTarget.objects.filter(invoice_id__in=list(invoice_ids), payment__state__in=IN_FLIGHT)
+    if checkout_token:
+        targets = targets.exclude(payment__checkout_token=checkout_token)
+    rows = targets.values_list("invoice_id", "amount").order_by()
+    found: dict[int, Decimal] = {}
+    for invoice_id, amount in rows:  # summed in Decimal (SQLite would sum in floating point)
+        found[invoice_id] = found.get(invoice_id, Decimal(0)) + amount
+    return found
+
+
+def payable(invoice: Invoice, flying: Mapping[int, Decimal]) -> Decimal:
+    return max(Decimal(0), invoice.open_amount - flying.get(invoice.pk, Decimal(0)))
+
+
+def choose_lines(
+    customer: Customer,
+    today: datetime.date,
+    *,
+    invoice_ids: Iterable[int] | None = None,
+    past_due: bool = False,
+    amount: Decimal | None = None,
+    amounts: Mapping[int, Decimal] | None = None,
+    checkout_token: str = "",
+) -> list[PayLine]:
+    """What a payment will pay: chosen invoices in full (or ``amounts`` of them), everything
+    past due, or ``amount`` applied oldest-first. Raises ServiceError with a message for the
+    customer when the choice cannot be paid."""
+    open_invoices = list(
+        Invoice.objects.filter(customer=customer, open_amount__gt=0, currency=customer.currency).order_by(
+            "due_date", "pk"
+        )
+    )
+    flying = in_flight((invoice.pk for invoice in open_invoices), checkout_token=checkout_token)
+    lines: list[PayLine] = []
+    if amount is not None:
+        left = quantize(amount, customer.currency)
+        if left <= 0:
+            raise ServiceError("Enter an amount above zero.", field="amount")
+        total = sum((payable(invoice, flying) for invoice in open_invoices), Decimal(0))
+        if left > total:
+            raise ServiceError(
+                f"That is more than the {format_money(total, customer.currency)} you can pay now.",
+                field="amount",
+            )
+        for invoice in open_invoices:
+            part = min(left, payable(invoice, flying))
+            if part > 0:
+                lines.append(PayLine(invoice, part))
+                left -= part
+            if left <= 0:
+                break
+        return lines
+    if past_due:
+        # What a payment in flight already covers is left out (it is "payment processing").
+        chosen = [
+            invoice for invoice in open_invoices if invoice.due_date < today and payable(invoice, flying) > 0
+        ]
+        if not chosen:
+            raise ServiceError("Nothing past due is left to pay.", field="invoices")
+    else:
+        wanted = set(invoice_ids or ()) | set(amounts or {})
+        chosen = [invoice for invoice in open_invoices if invoice.pk in wanted]
+        if len(chosen) != len(wanted):
+            raise ServiceError("One of the invoices chosen is not open any more.", field="invoices")
+    for invoice in chosen:
+        can = payable(invoice, flying)
+        if can <= 0:
+            raise ServiceError(
+                f"Invoice {invoice.number} already has a payment in progress: nothing is left to pay.",
+                field="invoices",
+            )
+        part = quantize((amounts or {}).get(invoice.pk, can), customer.currency)
+        if part <= 0:
+            raise ServiceError(f"Enter an amount above zero for invoice {invoice.number}.", field="amounts")
+        if part > can:
+            raise ServiceError(
+                f"Invoice {invoice.number} has {format_money(can, invoice.currency)} left to pay.",
+                field="amounts",
+            )
+        lines.append(PayLine(invoice, part))
+    if not lines:
+        raise ServiceError("Choose at least one invoice to pay.", field="invoices")
+    return lines
+
+
+def method_fee(settings_: PaymentSettings, method: str, base_amount: Decimal, currency: str) -> Decimal:
+    """The organization's convenience fee (positive) or discount (negative) for ``method``
+    on ``base_amount``; a discount never exceeds the amount."""
+    rule = (settings_.fees or {}).get(method) or {}
+    percent = Decimal(str(rule.get("percent", "0") or "0"))
+    fixed = Decimal(str(rule.get("fixed", "0") or "0"))
+    fee = quantize(base_amount * percent / 100 + fixed, currency)
+    return max(fee, -base_amount + quantize(Decimal("0.01"), currency)) if fee < 0 else fee
+
+
+@dataclass(frozen=True)
+class Started:
+    payment: Payment
+    redirect_url: str
+
+
+def payment_start(
+    *,
+    customer: Customer,
+    lines: list[PayLine],
+    method: str,
+    provider_name: str,
+    checkout_token: str,
+    return_url: str,
+    cancel_url: str,
+    contact: Contact | None = None,
+    actor: User | None = None,
+    short_pay_reason: str = "",
+) -> Started:
+    """Record the payment the customer is making (pending, with what it is for) and open its
+    checkout at the provider. Called again with the same ``checkout_token`` (a double click,
+    a reload) it returns the same payment and checkout."""
+    if not checkout_token or len(checkout_token) > 64:
+        raise ServiceError("This payment form has expired; open it again.")
+    if not lines:
+        raise ServiceError("Choose at least one invoice to pay.", field="invoices")
+    organization = customer.organization
+    settings_ = payment_settings(organization)
+    currency = customer.currency
+    if any(line.partial for line in lines):
+        if not settings_.allow_partial:
+            raise ServiceError(
+                f"{organization.name} asks for invoices to be paid in full.",
+                field="amounts",
+                code="no_partial",
+            )
+        codes = {str(code) for code, _ in settings_.short_pay_reasons or []}
+        if codes and short_pay_reason not in codes:
+            raise ServiceError("Tell us why you are paying part of an invoice.", field="short_pay_reason")
+    provider = provider_named(provider_name)
+    if method not in provider.methods:
+        raise ServiceError("This way of paying is not available.", field="method")
+    invoices_total = sum((line.amount for line in lines), Decimal(0))
+    fee = method_fee(settings_, method, invoices_total, currency)
+    try:
+        with transaction.atomic():
+            payment = Payment.objects.create(
+                organization_id=organization.pk,
+                creditor_id=customer.creditor_id,
+                customer=customer,
+                contact=contact,
+                amount=invoices_total + fee,
+                fee_amount=fee,
+                currency=currency,
+                method=method,
+                state=Payment.State.PENDING,
+                provider=provider_name,
+                checkout_token=checkout_token,
+                short_pay_reason=short_pay_reason if any(line.partial for line in lines) else "",
+                received_at=timezone.now(),
+                recorded_by=actor if actor is not None and actor.is_authenticated else None,
+            )
+            PaymentTarget.objects.bulk_create(
+                PaymentTarget(
+                    organization_id=organization.pk, payment=payment, invoice=line.invoice, amount=line.amount
+                )
+                for line in lines
+            )
+            log_event(
+                "openar.payment.started",
+                organization=organization,
+                obj=payment,
+                actor=actor,
+                data={
+                    "amount": str(payment.amount),
+                    "fee": str(fee),
+                    "method": method,
+                    "provider": provider_name,
+                    "invoices": [[line.invoice.number, str(line.amount)] for line in lines],
+                },
+            )
+    except IntegrityError:
+        payment = Payment.objects.get(customer=customer, checkout_token=checkout_token)
+    return _checkout(payment, return_url=return_url, cancel_url=cancel_url)
+
+
+def payment_resume(
+    *, customer: Customer, checkout_token: str, return_url: str, cancel_url: str
+) -> Started | None:
+    """The payment this pay form already made (a second click, a reload), with its checkout;
+    None when the form has not been used yet. Front doors call it before choosing lines
+    again: the invoices are "in progress" by then, and the same click must lead to the same
+    checkout, not to a refusal."""
+    if not checkout_token:
+        return None
+    payment = Payment.objects.filter(customer=customer, checkout_token=checkout_token).first()
+    if payment is None:
+        return None
+    return _checkout(payment, return_url=return_url, cancel_url=cancel_url)
+
+
+def _checkout(payment: Payment, *, return_url: str, cancel_url: str) -> Started:
+    """Open (or find again: the idempotency key makes it the same) the provider's checkout."""
+    if payment.state not in IN_FLIGHT:
+        raise ServiceError("This payment has already been made or has ended; start a new one.")
+    customer = payment.customer
+    organization = customer.organization
+    contact = payment.contact
+    provider_name = payment.provider
+    provider = provider_named(provider_name)
+    request = base.CheckoutRequest(
+        payment_id=payment.pk,
+        organization_id=organization.pk,
+        amount=payment.amount,
+        currency=payment.currency,
+        method=payment.method,
+        description=f"{organization.name}, account {customer.number}",
+        customer_email=(contact.email if contact else "") or customer.email,
+        idempotency_key=str(payment.idempotency_key),
+        return_url=return_url,
+        cancel_url=cancel_url,
+        metadata={"openar_payment_id": str(payment.pk)},
+    )
+    checkout = provider.create_checkout(request, credentials_for(organization, provider_name))
+    Payment.objects.filter(pk=payment.pk, provider_payment_id="").update(
+        provider_payment_id=checkout.provider_payment_id
+    )
+    payment.provider_payment_id = checkout.provider_payment_id
+    return Started(payment, checkout.redirect_url)
+
+
+def credentials_for(organization: Organization, provider_name: str) -> dict[str, str]:
+    """The organization's decrypted credentials for the provider ({} when it needs none)."""
+    import json
+
+    from openar.core.crypto import decrypt_text
+    from openar.payments.models import ProviderAccount
+
+    account = ProviderAccount.objects.filter(organization=organization, provider=provider_name).first()
+    if account is None or not account.credentials_encrypted:
+        return {}
+    data: dict[str, str] = json.loads(decrypt_text(account.credentials_encrypted))
+    return data
+
+
+# --- provider events ------------------------------------------------------------------------
+
+
+def events_ingest(provider_name: str, events: list[base.Event]) -> list[str]:
+    """Store each event once, then process it. Returns an outcome per event ("duplicate"
+    for one stored before: it changes nothing)."""
+    outcomes = []
+    for event in events:
+        try:
+            with transaction.atomic():
+                row = ProviderEvent.objects.create(
+                    provider=provider_name,
+                    event_id=event.event_id,
+                    type=event.type,
+                    provider_payment_id=event.provider_payment_id,
+                    payload={
+                        **dict(event.payload),
+                        "amount": str(event.amount) if event.amount is not None else None,
+                        "currency": event.currency,
+                        "message": event.message,
+                        "refund_id": event.refund_id,
+                        "occurred_at": event.occurred_at.isoformat(),
+                    },
+                )
+        except IntegrityError:
+            row = ProviderEvent.objects.get(provider=provider_name, event_id=event.event_id)
+            if row.processed_at is not None:
+                outcomes.append("duplicate")
+                continue
+        outcomes.append(event_process(row.pk))
+    return outcomes
+
+
+def _payment_of(row: ProviderEvent) -> Payment | None:
+    """The event's payment, locked (only its own row: not its customer's or organization's,
+    which other payments' events need too)."""
+    with scopes_disabled():
+        payments = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("customer__organization")
+            .filter(provider=row.provider)
+        )
+        if row.provider_payment_id:
+            found = payments.filter(provider_payment_id=row.provider_payment_id).first()
+            if found is not None:
+                return found
+        ours = str(row.payload.get("openar_payment_id") or "")
+        return payments.filter(pk=int(ours)).first() if ours.isdigit() else None
+
+
+WAITING = "waiting"  # an event that comes before what it follows (a return before the success)
+
+
+def event_process(event_pk: int) -> str:
+    """Apply one stored event to its payment, once (the event row is locked and marked).
+    An event that arrived before the one it follows (a return before the payment's
+    success, a refund's success before we know the refund) stays unprocessed and is applied
+    when the payment moves on."""
+    with transaction.atomic():
+        with scopes_disabled():
+            row = ProviderEvent.objects.select_for_update().get(pk=event_pk)
+        if row.processed_at is not None:
+            return "duplicate"
+        payment = _payment_of(row)
+        moved = False
+        if payment is None:
+            outcome = "no such payment"
+        else:
+            payment.organization = payment.customer.organization
+            with scope(organization=payment.organization):
+                before = payment.state
+                outcome = _apply(payment, row)
+                # Only a settled payment or a refund's id lets waiting events go on.
+                moved = payment.state != before and payment.state == Payment.State.SUCCEEDED
+            row.organization_id, row.payment_id = payment.organization_id, payment.pk
+        row.outcome = outcome[:300]
+        if not outcome.startswith(WAITING):
+            row.processed_at = timezone.now()
+        row.save(update_fields=["processed_at", "outcome", "organization", "payment"])
+    if moved and payment is not None:
+        _process_waiting(payment)
+    return outcome
+
+
+def _process_waiting(payment: Payment) -> None:
+    """Apply the payment's events that were waiting for the state it has now reached."""
+    with scopes_disabled():
+        waiting = list(
+            ProviderEvent.objects.filter(payment=payment, processed_at__isnull=True)
+            .order_by("received_at", "pk")
+            .values_list("pk", flat=True)
+        )
+    for event_pk in waiting:
+        event_process(event_pk)
+
+
+def _apply(payment: Payment, row: ProviderEvent) -> str:
+    kind = row.type
+    message = str(row.payload.get("message") or "")
+    if kind == base.PAYMENT_PROCESSING:
+        if payment.state != Payment.State.PENDING:
+            return f"ignored: the payment is {payment.state}"
+        _set_state(payment, Payment.State.PROCESSING)
+        _timeline(payment, f"Bank payment of {_money(payment)} in progress", Activity.Visibility.CUSTOMER)
+        return "processing"
+    if kind == base.PAYMENT_SUCCEEDED:
+        # Money that arrives is never lost: a payment we had given up on (its page was
+        # abandoned, so it expired) is settled all the same when the provider says it paid.
+        if payment.state not in (*IN_FLIGHT, Payment.State.FAILED):
+            return f"ignored: the payment is {payment.state}"
+        _settle(payment)
+        return "succeeded"
+    if kind == base.PAYMENT_FAILED:
+        if payment.state not in IN_FLIGHT:
+            return f"ignored: the payment is {payment.state}"
+        Payment.objects.filter(pk=payment.pk).update(
+            state=Payment.State.FAILED, failure_message=message[:300]
+        )
+        payment.state = Payment.State.FAILED
+        _timeline(
+            payment,
+            f"Payment of {_money(payment)} did not go through{': ' + message if message else ''}",
+            Activity.Visibility.CUSTOMER,
+        )
+        log_event(
+            "openar.payment.failed", organization=payment.organization, obj=payment, data={"message": message}
+        )
+        return "failed"
+    if kind == base.PAYMENT_RETURNED:
+        if payment.state in IN_FLIGHT:
+            return f"{WAITING}: the payment has not settled yet"
+        if payment.state != Payment.State.SUCCEEDED:
+            return f"ignored: the payment is {payment.state}"
+        _return(payment, message)
+        return "returned"
+    if kind == base.REFUND_SUCCEEDED:
+        refund = (
+            Refund.objects.select_for_update()
+            .filter(payment=payment, provider_refund_id=str(row.payload.get("refund_id") or ""))
+            .first()
+        )
+        if refund is None:
+            return f"{WAITING}: no refund with this id yet"
+        if refund.state != Refund.State.PENDING:
+            return "ignored: the refund is already done"
+        _refund_apply(refund)
+        return "refunded"
+    return f"ignored: {kind}"
+
+
+def _money(payment: Payment) -> str:
+    return format_money(payment.amount, payment.currency)
+
+
+def _set_state(payment: Payment, state: str) -> None:
+    Payment.objects.filter(pk=payment.pk).update(state=state)
+    payment.state = state
+
+
+def _timeline(payment: Payment, summary: str, visibility: str, body: str = "") -> None:
+    activity_record(
+        customer=payment.customer,
+        kind=Activity.Kind.PAYMENT,
+        summary=summary,
+        body=body,
+        visibility=visibility,
+    )
+
+
+def allocate(payment: Payment, plan: list[tuple[Invoice, Decimal]]) -> list[tuple[Invoice, Decimal]]:
+    """Apply ``plan`` (each part capped by what the invoice still has open), writing the
+    allocations; returns what was applied. The caller holds the payment's lock."""
+    locked = invoices_lock([invoice.pk for invoice, _ in plan])
+    applied = []
+    for invoice, wanted in plan:
+        current = locked[invoice.pk]
+        part = quantize(min(wanted, current.open_amount), payment.currency)
+        if part <= 0:
+            continue
+        invoice_apply(current, part)
+        Allocation.objects.create(
+            organization_id=payment.organization_id, invoice=current, payment=payment, amount=part
+        )
+        applied.append((current, part))
+    return applied
+
+
+def _settle(payment: Payment) -> None:
+    now = timezone.now()
+    plan = [
+        (target.invoice, target.amount) for target in payment.targets.select_related("invoice").order_by("pk")
+    ]
+    applied = allocate(payment, plan)
+    Payment.objects.filter(pk=payment.pk).update(
+        state=Payment.State.SUCCEEDED, settled_at=now, received_at=now
+    )
+    payment.state, payment.settled_at = Payment.State.SUCCEEDED, now
+    used = sum((part for _, part in applied), Decimal(0))
+    left = payment.invoice_amount - used
+    parts = ", ".join(
+        f"{invoice.number} ({format_money(part, payment.currency)})" for invoice, part in applied
+    )
+    body = f"Applied to {parts}." if parts else ""
+    if left > 0:
+        body += f" {format_money(left, payment.currency)} kept as credit on the account."
+    _timeline(
+        payment,
+        f"Payment of {_money(payment)} received by {payment.get_method_display()}",
+        Activity.Visibility.CUSTOMER,
+        body.strip(),
+    )
+    log_event(
+        "openar.payment.succeeded",
+        organization=payment.organization,
+        obj=payment,
+        data={
+            "allocations": [[invoice.number, str(part)] for invoice, part in applied],
+            "unapplied": str(left),
+        },
+    )
+    transaction.on_commit(lambda: _receipt(payment.pk))
+
+
+def _receipt(payment_id: int) -> None:
+    """Queue the receipt (a task: a PDF and an email are no part of settling a payment)."""
+    from openar.payments.tasks import send_receipt
+
+    send_receipt.enqueue(payment_id)
+
+
+def _reverse(payment: Payment, amount: Decimal | None = None) -> Decimal:
+    """Reverse ``amount`` (None: all) of the payment's active allocations, latest first,
+    re-opening their invoices; a partly reversed allocation is replaced by one for the part
+    that stays. Returns how much was reversed."""
+    left = amount
+    reversed_total = Decimal(0)
+    now = timezone.now()
+    allocations = list(
+        Allocation.objects.select_for_update()
+        .filter(payment=payment, reversed_at__isnull=True)
+        .order_by("-pk")
+    )
+    locked = invoices_lock([allocation.invoice_id for allocation in allocations])
+    for allocation in allocations:
+        if left is not None and left <= 0:
+            break
+        part = allocation.amount if left is None else min(left, allocation.amount)
+        invoice_apply(locked[allocation.invoice_id], -part)
+        Allocation.objects.filter(pk=allocation.pk).update(reversed_at=now)
+        if part < allocation.amount:
+            Allocation.objects.create(
+                organization_id=payment.organization_id,
+                invoice_id=allocation.invoice_id,
+                payment=payment,
+                amount=allocation.amount - part,
+            )
+        reversed_total += part
+        if left is not None:
+            left -= part
+    return reversed_total
+
+
+def _return(payment: Payment, message: str) -> None:
+    reversed_total = _reverse(payment)
+    Payment.objects.filter(pk=payment.pk).update(state=Payment.State.RETURNED, failure_message=message[:300])
+    payment.state = Payment.State.RETURNED
+    summary = f"Payment of {_money(payment)} was returned{': ' + message if message else ''}"
+    _timeline(
+        payment,
+        summary,
+        Activity.Visibility.CUSTOMER,
+        f"{format_money(reversed_total, payment.currency)} is due again on the invoices it had paid.",
+    )
+    log_event(
+        "openar.payment.returned",
+        organization=payment.organization,
+        obj=payment,
+        data={"message": message, "reversed": str(reversed_total)},
+    )
+    customer = payment.customer
+    to = (
+        customer.assigned_collector.email if customer.assigned_collector else ""
+    ) or customer.organization.email
+    if to:
+        subject = f"Payment returned: {customer.name} ({customer.number}), {_money(payment)}"
+        link = f"{settings.SITE_URL}/desk/customers/{customer.pk}/"
+        text = f"{summary}.\n\nThe invoices it had paid are open again.\n{link}"
+        transaction.on_commit(lambda: send_mail(subject, text, None, [to], fail_silently=True))
+
+
+def unapplied(payment: Payment) -> Decimal:
+    """What the payment holds that no invoice has: credit on the account."""
+    if payment.state != Payment.State.SUCCEEDED:
+        return Decimal(0)
+    active = payment.allocations.filter(reversed_at__isnull=True).aggregate(total=Sum("amount"))["total"]
+    applied = quantize(Decimal(str(active or 0)), payment.currency)
+    return max(Decimal(0), payment.invoice_amount - payment.refunded_amount - applied)
+
+
+def payment_refund(*, payment: Payment, amount: Decimal, reason: str, actor: User | None) -> Refund:
+    """Give back ``amount`` of a succeeded payment (all of it or part): through its provider
+    for an online payment, at once for one recorded by staff. Unapplied credit is given back
+    first, then the latest allocations, whose invoices open again."""
+    amount = quantize(amount, payment.currency)
+    if payment.state != Payment.State.SUCCEEDED:
+        raise ServiceError("Only a payment that went through can be refunded.")
+    if amount <= 0 or amount > payment.amount - payment.refunded_amount:
+        raise ServiceError(
+            f"Refund at most {format_money(payment.amount - payment.refunded_amount, payment.currency)}.",
+            field="amount",
+        )
+    with transaction.atomic():
+        refund = Refund.objects.create(
+            organization_id=payment.organization_id,
+            payment=payment,
+            amount=amount,
+            reason=reason.strip()[:300],
+            created_by=actor if actor is not None and actor.is_authenticated else None,
+        )
+        log_event(
+            "openar.refund.requested",
+            organization=payment.organization,
+            obj=refund,
+            actor=actor,
+            data={"payment": payment.pk, "amount": str(amount), "reason": refund.reason},
+        )
+        if not payment.provider:
+            _refund_apply(refund)
+            return refund
+    result = provider_named(payment.provider).refund(
+        base.RefundRequest(
+            provider_payment_id=payment.provider_payment_id,
+            amount=amount,
+            currency=payment.currency,
+            idempotency_key=str(refund.idempotency_key),
+            reason=refund.reason,
+        ),
+        credentials_for(payment.organization, payment.provider),
+    )
+    with transaction.atomic():
+        Refund.objects.filter(pk=refund.pk).update(provider_refund_id=result.provider_refund_id)
+        refund.provider_refund_id = result.provider_refund_id
+        if result.succeeded:
+            refund = Refund.objects.select_for_update().get(pk=refund.pk)
+            if refund.state == Refund.State.PENDING:
+                _refund_apply(refund)
+    if not result.succeeded:
+        _process_waiting(payment)  # its success may have arrived before we knew its id
+    return refund
+
+
+def _refund_apply(refund: Refund) -> None:
+    payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
+    credit = unapplied(payment)
+    from_invoices = max(Decimal(0), refund.amount - credit)
+    reversed_total = _reverse(payment, from_invoices) if from_invoices else Decimal(0)
+    refunded = payment.refunded_amount + refund.amount
+    state = Payment.State.REFUNDED if refunded >= payment.amount else Payment.State.SUCCEEDED
+    Payment.objects.filter(pk=payment.pk).update(refunded_amount=refunded, state=state)
+    Refund.objects.filter(pk=refund.pk).update(state=Refund.State.SUCCEEDED)
+    refund.state = Refund.State.SUCCEEDED
+    payment.refunded_amount, payment.state = refunded, state
+    activity_record(
+        customer=payment.customer,
+        kind=Activity.Kind.PAYMENT,
+        summary=(
+            f"Refund of {format_money(refund.amount, payment.currency)} on the payment of {_money(payment)}"
+        ),
+        body=(
+            f"{format_money(reversed_total, payment.currency)} is due again on the invoices it had paid."
+            if reversed_total
+            else ""
+        ),
+    )
+    log_event(
+        "openar.refund.succeeded",
+        organization=payment.organization,
+        obj=refund,
+        data={"payment": payment.pk, "reversed_from_invoices": str(reversed_total)},
+    )
+
+
+def processing_amounts(customer: Customer) -> dict[int, Decimal]:
+    """Invoice id → amount of the customer's payments in flight (pages show "payment
+    processing")."""
+    return in_flight(
+        Invoice.objects.filter(customer=customer, open_amount__gt=0).values_list("pk", flat=True)
+    )
+
+
+def credit_apply(
+    *, payment: Payment, plan: list[tuple[Invoice, Decimal]], actor: User | None
+) -> list[tuple[Invoice, Decimal]]:
+    """Staff apply a payment's unapplied credit to invoices of the same customer (cash
+    application after the fact: an overpayment, a payment whose invoice was paid meanwhile,
+    a cheque recorded without allocations). Each part is capped by what the invoice has
+    open; what is left stays credit."""
+    with transaction.atomic():
+        payment = (
+            Payment.objects.select_for_update().select_related("customer__organization").get(pk=payment.pk)
+        )
+        available = unapplied(payment)
+        if available <= 0:
+            raise ServiceError("This payment has no credit left to apply.")
+        wanted = sum((quantize(part, payment.currency) for _, part in plan), Decimal(0))
+        if wanted <= 0:
+            raise ServiceError("Enter the amounts to apply.", field="amounts")
+        if wanted > available:
+            raise ServiceError(
+                f"Only {format_money(available, payment.currency)} of this payment is unapplied.",
+                field="amounts",
+            )
+        for invoice, _ in plan:
+            if invoice.customer_id != payment.customer_id or invoice.currency != payment.currency:
+                raise ServiceError(
+                    f"Invoice {invoice.number} is not one of this customer's in {payment.currency}."
+                )
+        applied = allocate(payment, [(invoice, quantize(part, payment.currency)) for invoice, part in plan])
+        parts = ", ".join(
+            f"{invoice.number} ({format_money(part, payment.currency)})" for invoice, part in applied
+        )
+        activity_record(
+            customer=payment.customer,
+            kind=Activity.Kind.PAYMENT,
+            summary=f"Credit from the payment of {_money(payment)} applied to {parts}"[:300],
+            actor=actor,
+        )
+        log_event(
+            "openar.payment.credit_applied",
+            organization=payment.customer.organization,
+            obj=payment,
+            actor=actor,
+            data={"allocations": [[invoice.number, str(part)] for invoice, part in applied]},
+        )
+    return applied
+
+
+ABANDONED_AFTER = datetime.timedelta(hours=24)
+
+
+def expire_abandoned(now: datetime.datetime | None = None) -> int:
+    """The periodic job: a checkout left pending for a day (the customer closed the
+    provider's page) fails, so that its invoices can be paid again. Should the provider
+    still report the money later, the payment settles all the same."""
+    now = now or timezone.now()
+    with scopes_disabled():
+        stale = list(
+            Payment.objects.filter(state=Payment.State.PENDING, created_at__lt=now - ABANDONED_AFTER)
+            .exclude(provider="")
+            .values_list("pk", flat=True)[:1000]
+        )
+    expired = 0
+    for pk in stale:
+        with transaction.atomic():
+            with scopes_disabled():
+                payment = (
+                    Payment.objects.select_for_update(of=("self",))
+                    .select_related("customer__organization")
+                    .filter(pk=pk, state=Payment.State.PENDING)
+                    .first()
+                )
+            if payment is None:
+                continue
+            with scope(organization=payment.customer.organization):
+                message = "The payment was not completed at the payment page."
+                Payment.objects.filter(pk=pk).update(state=Payment.State.FAILED, failure_message=message)
+                payment.state = Payment.State.FAILED
+                _timeline(
+                    payment, f"Payment of {_money(payment)} not completed", Activity.Visibility.CUSTOMER
+                )
+                log_event("openar.payment.expired", organization=payment.customer.organization, obj=payment)
+            expired += 1
+    return expired

@@ -1,0 +1,1 @@
+"""Payment providers: the contract (``base``), the list (``registry``) and the providers."""

@@ -1,0 +1,58 @@
+"""Where payment providers send their events: ``/hooks/payments/<provider>/<organization>/``.
+
+The organization in the address chooses whose credentials verify the event (each
+organization has its own webhook secret at Stripe or PayPal). A request that does not verify
+is refused (400) and nothing is stored (503 when the provider had to be asked and did not
+answer: it sends the event again); a verified one is stored once and processed
+(``openar.payments.online.events_ingest``), and answered 200 even when it changes nothing,
+so that the provider stops resending it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from django_scopes import scope
+
+from openar.payments.online import credentials_for, events_ingest
+from openar.payments.providers.base import InvalidEvent, ProviderUnavailable
+from openar.payments.providers.registry import provider as provider_named
+from openar.tenants.models import Organization
+
+logger = logging.getLogger(__name__)
+
+
+def receive(
+    provider_name: str, organization: Organization, body: bytes, headers: dict[str, str]
+) -> list[str]:
+    """Verify, store and process a provider's request body; raises InvalidEvent."""
+    provider = provider_named(provider_name)
+    with scope(organization=organization):
+        credentials = credentials_for(organization, provider_name)
+    events = provider.parse_events(body, headers, credentials)
+    return events_ingest(provider_name, events)
+
+
+@csrf_exempt
+@require_POST
+def provider_webhook(request: HttpRequest, provider: str, organization: str) -> HttpResponse:
+    found = Organization.objects.filter(slug=organization).first()
+    if found is None:
+        return HttpResponse(status=404)
+    try:
+        outcomes = receive(provider, found, request.body, dict(request.headers))
+    except ImproperlyConfigured:
+        return HttpResponse(status=404)
+    except InvalidEvent as exc:
+        logger.warning("payment webhook refused", extra={"provider": provider, "reason": exc.message})
+        return JsonResponse({"error": exc.message}, status=400)
+    except ProviderUnavailable as exc:
+        # Reading the event needed the provider (a dispute names no payment) and it did not
+        # answer: nothing is stored, and a 503 makes the provider send the event again.
+        logger.warning("payment webhook deferred", extra={"provider": provider, "reason": exc.message})
+        return JsonResponse({"error": exc.message}, status=503)
+    return JsonResponse({"received": len(outcomes), "outcomes": outcomes})
