@@ -580,3 +580,12 @@ def test_the_invoice_page_offers_to_pay_it(client: Client, invoices: dict[str, I
         f'id="invoice-{late.pk}" checked' in chosen
         and 'value="invoices" id="mode-invoices" checked' in chosen
     )
+
+
+def test_without_a_provider_or_the_sandbox_the_pay_page_says_how_else_to_pay(
+    settings: Any, users: Users, customer: Customer
+) -> None:
+    settings.OPENAR_SANDBOX_PAYMENTS = False
+    response = signed_in(users.customer).get("/portal/pay/")
+    assert response.status_code == 503
+    assert "does not take payments online yet" in text_of(response.content)

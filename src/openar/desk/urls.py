@@ -1,6 +1,17 @@
 from django.urls import path
 
-from openar.desk import collection, contacts, inbox, outbox, payments, people, reminders, security, views
+from openar.desk import (
+    collection,
+    contacts,
+    inbox,
+    outbox,
+    payment_setup,
+    payments,
+    people,
+    reminders,
+    security,
+    views,
+)
 
 app_name = "desk"
 urlpatterns = [
@@ -42,6 +53,7 @@ urlpatterns = [
     path("payments/<int:payment_id>/refund/", payments.payment_refund_view, name="payment_refund"),
     path("payments/<int:payment_id>/apply-credit/", payments.credit_apply_view, name="payment_apply_credit"),
     path("customers/<int:customer_id>/payments/new/", payments.payment_record_view, name="payment_record"),
+    path("payments/setup/", payment_setup.payment_setup, name="payment_setup"),
     path("people/", people.people, name="people"),
     path("people/invite/", people.invite, name="people_invite"),
     path("people/<int:membership_id>/deactivate/", people.deactivate, name="person_deactivate"),

@@ -625,31 +625,39 @@ def payment_refund(*, payment: Payment, amount: Decimal, reason: str, actor: Use
     for an online payment, at once for one recorded by staff. Unapplied credit is given back
     first, then the latest allocations, whose invoices open again."""
     amount = quantize(amount, payment.currency)
-    if payment.state != Payment.State.SUCCEEDED:
-        raise ServiceError("Only a payment that went through can be refunded.")
-    if amount <= 0 or amount > payment.amount - payment.refunded_amount:
-        raise ServiceError(
-            f"Refund at most {format_money(payment.amount - payment.refunded_amount, payment.currency)}.",
-            field="amount",
-        )
     with transaction.atomic():
-        refund = Refund.objects.create(
-            organization_id=payment.organization_id,
-            payment=payment,
-            amount=amount,
-            reason=reason.strip()[:300],
-            created_by=actor if actor is not None and actor.is_authenticated else None,
+        # Locked: two people refunding at once are told clearly, one after the other.
+        payment = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("customer__organization")
+            .get(pk=payment.pk)
         )
-        log_event(
-            "openar.refund.requested",
-            organization=payment.organization,
-            obj=refund,
-            actor=actor,
-            data={"payment": payment.pk, "amount": str(amount), "reason": refund.reason},
-        )
-        if not payment.provider:
-            _refund_apply(refund)
-            return refund
+        payment.organization = payment.customer.organization
+        if payment.state != Payment.State.SUCCEEDED:
+            raise ServiceError("Only a payment that went through can be refunded.")
+        unsent = payment.refunds.filter(state=Refund.State.PENDING, provider_refund_id="").first()
+        if unsent is not None:
+            # A refund whose call to the provider failed: sending it again must reuse its
+            # idempotency key (the first call may have reached the provider), not make another.
+            if unsent.amount != amount:
+                raise ServiceError(
+                    f"A refund of {format_money(unsent.amount, payment.currency)} could not be sent yet: "
+                    "send that one again first.",
+                    field="amount",
+                )
+            refund = unsent
+        else:
+            pending = sum((r.amount for r in payment.refunds.filter(state=Refund.State.PENDING)), Decimal(0))
+            refundable = payment.amount - payment.refunded_amount - pending
+            if amount <= 0 or amount > refundable:
+                raise ServiceError(
+                    f"Refund at most {format_money(max(refundable, Decimal(0)), payment.currency)}.",
+                    field="amount",
+                )
+            refund = _refund_create(payment, amount, reason, actor)
+            if not payment.provider:
+                _refund_apply(refund)
+                return refund
     result = provider_named(payment.provider).refund(
         base.RefundRequest(
             provider_payment_id=payment.provider_payment_id,
@@ -669,6 +677,24 @@ def payment_refund(*, payment: Payment, amount: Decimal, reason: str, actor: Use
                 _refund_apply(refund)
     if not result.succeeded:
         _process_waiting(payment)  # its success may have arrived before we knew its id
+    return refund
+
+
+def _refund_create(payment: Payment, amount: Decimal, reason: str, actor: User | None) -> Refund:
+    refund = Refund.objects.create(
+        organization_id=payment.organization_id,
+        payment=payment,
+        amount=amount,
+        reason=reason.strip()[:300],
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    log_event(
+        "openar.refund.requested",
+        organization=payment.organization,
+        obj=refund,
+        actor=actor,
+        data={"payment": payment.pk, "amount": str(amount), "reason": refund.reason},
+    )
     return refund
 
 
@@ -794,3 +820,30 @@ def expire_abandoned(now: datetime.datetime | None = None) -> int:
                 log_event("openar.payment.expired", organization=payment.customer.organization, obj=payment)
             expired += 1
     return expired
+
+
+def payment_return(*, payment: Payment) -> str:
+    """The customer is back from the provider's page. Providers that take the money only
+    when we ask (PayPal: capture after the buyer approved) are asked now; the answer goes
+    through the same event path as a webhook (stored once, applied once), so a webhook with
+    the same outcome changes nothing more. Returns the payment's state."""
+    if payment.state != Payment.State.PENDING or not payment.provider or not payment.provider_payment_id:
+        return payment.state
+    provider = provider_named(payment.provider)
+    complete = getattr(provider, "capture", None)
+    if complete is None:
+        return payment.state  # the provider's webhook says how it went
+    try:
+        event = complete(
+            payment.provider_payment_id,
+            f"{payment.idempotency_key}:capture",
+            credentials_for(payment.organization, payment.provider),
+        )
+    except base.RedirectRequired:
+        return payment.state  # the buyer has not approved yet
+    except (base.ProviderUnavailable, base.Declined) as exc:
+        logger.warning("capture on return failed", extra={"payment": payment.pk, "reason": exc.message})
+        return payment.state  # the webhook, or the next visit, settles it
+    events_ingest(payment.provider, [event])
+    with scopes_disabled():
+        return str(Payment.objects.values_list("state", flat=True).get(pk=payment.pk))

@@ -16,7 +16,8 @@ from openar.core.money import format_money, quantize
 from openar.customers.models import Activity, Customer
 from openar.customers.services import activity_record
 from openar.identity.models import User
-from openar.payments.models import Allocation, Payment
+from openar.payments.models import Allocation, Payment, PaymentSettings, ProviderAccount
+from openar.tenants.models import Organization
 
 
 @dataclass(frozen=True)
@@ -124,3 +125,112 @@ def payment_record(
             },
         )
     return payment
+
+
+# --- how an organization takes payments (admins, in the desk) ------------------------------------
+
+CREDENTIAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "sandbox": (),
+    "stripe": ("secret_key", "webhook_secret"),
+    "paypal": ("client_id", "client_secret", "webhook_id"),
+}
+
+
+def provider_account_update(
+    *,
+    organization: Organization,
+    provider: str,
+    enabled: bool,
+    methods: list[str],
+    credentials: dict[str, str],
+    actor: User | None,
+) -> ProviderAccount:
+    """Turn a provider on or off for the organization, choose its methods, and set its
+    credentials (encrypted at rest; a blank value keeps the one stored). The audit says
+    which credentials changed, never their values."""
+    import json
+
+    from openar.core.crypto import decrypt_text, encrypt_text
+    from openar.payments.providers.registry import provider as provider_named
+
+    fields = CREDENTIAL_FIELDS.get(provider)
+    if fields is None:
+        raise ServiceError(f"Unknown payment provider {provider!r}.")
+    offered = provider_named(provider).methods
+    unknown = set(methods) - set(offered)
+    if unknown:
+        raise ServiceError(f"{provider} does not take {', '.join(sorted(unknown))}.", field="methods")
+    with transaction.atomic():
+        account, _ = ProviderAccount.objects.select_for_update().get_or_create(
+            organization=organization, provider=provider, defaults={"enabled": False}
+        )
+        stored: dict[str, str] = (
+            json.loads(decrypt_text(account.credentials_encrypted)) if account.credentials_encrypted else {}
+        )
+        changed = sorted(name for name in fields if credentials.get(name, "").strip())
+        for name in changed:
+            stored[name] = credentials[name].strip()
+        missing = [name for name in fields if not stored.get(name)]
+        if enabled and missing:
+            names = ", ".join(name.replace("_", " ") for name in missing)
+            raise ServiceError(f"Enter the {names} before turning {provider} on.", field=missing[0])
+        if enabled and not methods:
+            raise ServiceError("Choose at least one way of paying.", field="methods")
+        before = (account.enabled, sorted(account.methods or []))
+        account.enabled, account.methods = enabled, sorted(methods)
+        account.credentials_encrypted = encrypt_text(json.dumps(stored)) if stored else ""
+        account.save()
+        if changed or before != (account.enabled, account.methods):
+            log_event(
+                "openar.payments.provider_changed",
+                organization=organization,
+                obj=account,
+                actor=actor,
+                data={
+                    "provider": provider,
+                    "enabled": enabled,
+                    "methods": account.methods,
+                    "credentials_changed": changed,
+                },
+            )
+    return account
+
+
+def payment_settings_update(
+    *,
+    organization: Organization,
+    allow_partial: bool,
+    short_pay_reasons: list[tuple[str, str]],
+    fees: dict[str, dict[str, str]],
+    actor: User | None,
+) -> PaymentSettings:
+    """Partial payments, their reason codes, and each method's fee or discount."""
+    for method, rule in fees.items():
+        for key in ("percent", "fixed"):
+            try:
+                value = Decimal(str(rule.get(key, "0") or "0"))
+            except (ArithmeticError, ValueError) as exc:
+                raise ServiceError(f"Enter the {method} {key} as a number.", field=f"{method}_{key}") from exc
+            if not value.is_finite() or abs(value) > (Decimal(20) if key == "percent" else Decimal(1000)):
+                raise ServiceError(f"The {method} {key} is out of range.", field=f"{method}_{key}")
+    codes = [code for code, _ in short_pay_reasons]
+    if len(codes) != len(set(codes)):
+        raise ServiceError("Each reason code may appear once.", field="short_pay_reasons")
+    with transaction.atomic():
+        found, _ = PaymentSettings.objects.select_for_update().get_or_create(organization=organization)
+        found.allow_partial = allow_partial
+        found.short_pay_reasons = [[code, label] for code, label in short_pay_reasons]
+        found.fees = {
+            method: rule
+            for method, rule in fees.items()
+            if any(str(v) not in ("", "0") for v in rule.values())
+        }
+        found.save()
+        log_event(
+            "openar.payments.settings_changed",
+            organization=organization,
+            obj=found,
+            actor=actor,
+            data={"allow_partial": allow_partial, "reasons": codes, "fees": found.fees},
+        )
+    return found

@@ -47,6 +47,7 @@ from openar.payments.online import (
     in_flight,
     method_fee,
     payment_resume,
+    payment_return,
     payment_settings,
     payment_start,
     unapplied,
@@ -147,7 +148,9 @@ def _methods(customer: Customer) -> dict[str, str]:
         for method in account.methods or []:
             if method in offered and method in METHOD_LABELS:
                 found.setdefault(str(method), account.provider)
-    found = found or dict(DEFAULT_METHODS)
+    if not found and getattr(settings, "OPENAR_SANDBOX_PAYMENTS", False):
+        found = dict(DEFAULT_METHODS)  # the demo and the tests: test payments, no money
+
     return {method: found[method] for method in METHOD_ORDER if method in found}
 
 
@@ -400,11 +403,19 @@ def pay(request: HttpRequest) -> HttpResponse:
     customer = _customer(access)
     rows = _rows(access, customer)
     methods = _methods(customer)
+    if not methods:
+        return render(
+            request,
+            "portal/pay_unavailable.html",
+            {**_common(access, customer), "organization": customer.organization},
+            status=503,
+        )
     if request.method != "POST":
         token = request.GET.get("checkout", "")
         if token:  # back from the provider (its return or cancel address)
             payment = _own_payments(access, customer).filter(checkout_token=token).first()
             if payment is not None:
+                payment_return(payment=payment)  # providers that capture on return (PayPal)
                 return HttpResponseRedirect(_payment_url(payment))
         choice = _default_choice(rows, methods, request.GET.get("invoice"))
         return _choose(request, access, customer, rows, methods, choice)

@@ -239,6 +239,9 @@ OPENAR_TWILIO_FROM = env_str("OPENAR_TWILIO_FROM")  # a Twilio number, or a mess
 OPENAR_TWILIO_API_BASE = env_str("OPENAR_TWILIO_API_BASE")  # tests: a local fake of Twilio's API
 # Replies to emails reach their thread at reply+<token>@OPENAR_REPLY_DOMAIN (inbound parse).
 OPENAR_REPLY_DOMAIN = env_str("OPENAR_REPLY_DOMAIN")
+# The sandbox payment provider (test cards, no money) when an organization has set up no
+# real provider: on in the demo and the tests, never in production unless asked for.
+OPENAR_SANDBOX_PAYMENTS = env_bool("OPENAR_SANDBOX_PAYMENTS", False)
 # Connections to the mail server used at once when a batch of messages is sent.
 OPENAR_SMTP_CONNECTIONS = env_int("OPENAR_SMTP_CONNECTIONS", 4)
 # The inbound parse posts those replies to /hooks/email/inbound/ with HTTP Basic credentials

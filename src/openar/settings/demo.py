@@ -23,3 +23,5 @@ OPENAR_CHANNELS = {
     "letter": "pdf",
     "portal": "portal",
 }
+
+OPENAR_SANDBOX_PAYMENTS = True  # test payments (no money) where no real provider is set up

@@ -41,3 +41,5 @@ OPENAR_MFA_ENFORCE = False
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 OPENAR_CHANNELS = {"email": "smtp", "sms": "local", "letter": "pdf", "portal": "portal"}
 OPENAR_REPLY_DOMAIN = "reply.openar.test"
+
+OPENAR_SANDBOX_PAYMENTS = True  # test payments (no money) where no real provider is set up

@@ -1,4 +1,4 @@
-"""Stripe end to end through OpenAR's own webhook endpoint: a payment started with the
+"""Stripe and PayPal end to end through OpenAR's own services: a payment started with the
 organization's (encrypted) Stripe credentials against the local fake of Stripe's API, then
 Stripe's events signed by the real SDK, posted to ``/hooks/payments/stripe/<organization>/``:
 each event sent 10 times in a row, 10 times at once (PostgreSQL), and out of order gives
@@ -225,4 +225,82 @@ def test_an_event_sent_ten_times_at_once_counts_once(
     with scopes_disabled():
         assert Allocation.objects.filter(payment=payment).count() == 2
     assert open_amounts(invoices) == ["0.0000", "0.0000"]
+    assert_ledger_clean()
+
+
+# --- PayPal: the money is taken when the buyer comes back ----------------------------------------
+
+
+def test_a_paypal_payment_is_captured_when_the_buyer_returns(
+    customer: Customer, supplier: Organization
+) -> None:
+    from openar.payments.online import payment_return
+    from openar.payments.providers.paypal import PayPalProvider
+
+    from .fake_paypal import FakePayPal
+
+    fake = FakePayPal("client-id", "client-secret", webhook_ids=("WH-1",)).start()
+    try:
+        credentials = {
+            "client_id": "client-id",
+            "client_secret": "client-secret",
+            "webhook_id": "WH-1",
+            "api_base": fake.url,
+        }
+        invoice = issue_invoice(customer, "INV-PP", "64.00", due_date=TODAY - datetime.timedelta(days=2))
+        with scope(organization=supplier):
+            ProviderAccount.objects.create(
+                organization=supplier,
+                provider="paypal",
+                methods=["paypal"],
+                credentials_encrypted=encrypt_text(json.dumps(credentials)),
+            )
+            started = payment_start(
+                customer=customer,
+                lines=choose_lines(customer, TODAY, past_due=True),
+                method="paypal",
+                provider_name="paypal",
+                checkout_token=uuid.uuid4().hex,
+                return_url="http://testserver/portal/pay/",
+                cancel_url="http://testserver/portal/pay/",
+            )
+            payment = started.payment
+            assert payment_return(payment=payment) == "pending"  # not approved by the buyer yet
+            fake.approve(payment.provider_payment_id)
+            assert payment_return(payment=payment) == "succeeded"
+            payment.refresh_from_db()
+            assert payment_return(payment=payment) == "succeeded"  # coming back twice changes nothing
+        assert open_amounts([invoice]) == ["0.0000"]
+        with scopes_disabled():
+            assert Allocation.objects.filter(payment=payment).count() == 1
+        assert isinstance(PayPalProvider(), PayPalProvider)
+        assert_ledger_clean()
+    finally:
+        fake.stop()
+
+
+def test_a_refund_that_could_not_reach_stripe_is_sent_again_with_the_same_key(
+    fake: FakeStripe, supplier: Organization, paying: tuple[Payment, list[Invoice]]
+) -> None:
+    from openar.core.errors import ServiceError
+    from openar.payments.models import Refund
+    from openar.payments.online import payment_refund
+    from openar.payments.providers.base import ProviderUnavailable
+
+    payment, invoices = paying
+    assert post(supplier, stripe_event(payment, "checkout.session.completed"))[1]["outcomes"] == ["succeeded"]
+    fake.mark_paid(payment.provider_payment_id)
+    fake.fail_next(500, times=10)  # more than the SDK's retries
+    with scope(organization=supplier):
+        with pytest.raises(ProviderUnavailable):
+            payment_refund(payment=payment, amount=Decimal("75.50"), reason="Returned goods", actor=None)
+        with pytest.raises(ServiceError, match="could not be sent yet"):
+            payment_refund(payment=payment, amount=Decimal("10.00"), reason="Other", actor=None)
+        fake._failures.clear()
+        refund = payment_refund(payment=payment, amount=Decimal("75.50"), reason="Returned goods", actor=None)
+        assert Refund.objects.count() == 1  # the same refund, sent again
+    keys = {r.header("Idempotency-Key") for r in fake.received("POST", "/v1/refunds")}
+    assert keys == {str(refund.idempotency_key)}
+    assert refund.state == "succeeded"
+    assert open_amounts(invoices) == ["0.0000", "75.5000"]
     assert_ledger_clean()
