@@ -9,13 +9,16 @@ afterwards enter it themselves (``with scope(organization=org)``).
 from __future__ import annotations
 
 import datetime
+import threading
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django_scopes import scope, scopes_disabled
 
@@ -297,3 +300,28 @@ def text_of(content: bytes | str) -> str:
     parser = _Text()
     parser.feed(content.decode() if isinstance(content, bytes) else content)
     return " ".join(" ".join(parser.parts).split())
+
+
+def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """``work(n)`` for n in range(count), in threads released together, each with its own
+    database connection (PostgreSQL concurrency tests). Each result, or the exception it
+    raised, in order."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait(30)
+            results[n] = work(n)
+        except Exception as exc:  # the test inspects it
+            results[n] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    return results

@@ -69,9 +69,7 @@ def test_a_sane_incoming_request_id_is_echoed(client: Client) -> None:
     assert response["X-Request-ID"] == "lb-2f9c.77_a"
 
 
-@pytest.mark.parametrize(
-    "incoming", ["short", "has spaces in it", "x" * 65, "<script>alert(1)</script>"]
-)
+@pytest.mark.parametrize("incoming", ["short", "has spaces in it", "x" * 65, "<script>alert(1)</script>"])
 def test_an_insane_incoming_request_id_is_replaced(client: Client, incoming: str) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": incoming})
 

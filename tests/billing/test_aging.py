@@ -44,9 +44,7 @@ def _buckets(**nonzero: str) -> dict[str, Decimal]:
         (400, "d90_plus"),
     ],
 )
-def test_each_boundary_falls_in_one_bucket(
-    customer: Customer, days_past_due: int, bucket: str
-) -> None:
+def test_each_boundary_falls_in_one_bucket(customer: Customer, days_past_due: int, bucket: str) -> None:
     issue_invoice(customer, "INV-1", "123.45", due_date=days_ago(days_past_due))
 
     with scope(organization=customer.organization):
@@ -62,9 +60,7 @@ def test_each_boundary_falls_in_one_bucket(
     assert aging.oldest_past_due_date == (days_ago(days_past_due) if late else None)
 
 
-def test_customer_aging_sums_open_amounts_per_bucket(
-    customer: Customer, customer_2: Customer
-) -> None:
+def test_customer_aging_sums_open_amounts_per_bucket(customer: Customer, customer_2: Customer) -> None:
     # Amounts are powers of two, so every sum shows exactly which invoices it holds.
     for days, amount in [
         (-5, "2"),
@@ -86,9 +82,7 @@ def test_customer_aging_sums_open_amounts_per_bucket(
     with scope(organization=customer.organization):
         (aging,) = customer_aging(customer, TODAY)
 
-    assert aging.buckets == _buckets(
-        current="3", d1_30="12", d31_60="48", d61_90="192", d90_plus="256"
-    )
+    assert aging.buckets == _buckets(current="3", d1_30="12", d31_60="48", d61_90="192", d90_plus="256")
     assert aging.balance == dec("511")
     assert aging.past_due == dec("508")
     assert (aging.open_count, aging.past_due_count) == (9, 7)
@@ -200,9 +194,7 @@ def test_customers_with_aging_sums_each_customer(
     assert unknown_sort == ["Anvil Works", "Bolt Hardware", "Crane Ltd"]  # falls back to name
 
 
-def test_book_aging_covers_the_scoped_organization_only(
-    customer: Customer, other_customer: Customer
-) -> None:
+def test_book_aging_covers_the_scoped_organization_only(customer: Customer, other_customer: Customer) -> None:
     issue_invoice(customer, "INV-1", "100.00", due_date=days_ago(40))
     issue_invoice(other_customer, "INV-1", "70.00", due_date=days_ago(40))
 

@@ -64,9 +64,7 @@ def test_credit_notes_write_an_audit_event_and_a_timeline_entry(customer: Custom
 
     with scope(organization=customer.organization):
         events = list(
-            AuditEvent.objects.order_by("pk").values_list(
-                "action", "object_type", "object_id", "data"
-            )
+            AuditEvent.objects.order_by("pk").values_list("action", "object_type", "object_id", "data")
         )
         activities = list(
             Activity.objects.order_by("pk").values_list("kind", "summary", "body", "invoice_id")

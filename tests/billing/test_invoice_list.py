@@ -45,9 +45,7 @@ def _numbers(customer: Customer, **kwargs: str) -> list[str]:
         return [invoice.number for invoice in invoice_list(customer, today=TODAY, **kwargs)]
 
 
-def test_open_is_the_default_and_sorts_by_due_date(
-    customer: Customer, invoices: dict[str, Invoice]
-) -> None:
+def test_open_is_the_default_and_sorts_by_due_date(customer: Customer, invoices: dict[str, Invoice]) -> None:
     assert _numbers(customer) == ["INV-100", "INV-103", "INV-102"]
     assert _numbers(customer, status="open") == ["INV-100", "INV-103", "INV-102"]
 
@@ -59,9 +57,7 @@ def test_status_filters(customer: Customer, invoices: dict[str, Invoice]) -> Non
     assert _numbers(customer, status="all") == ["INV-100", "INV-101", "INV-103", "INV-102"]
 
 
-def test_past_due_starts_the_day_after_the_due_date(
-    customer: Customer, invoices: dict[str, Invoice]
-) -> None:
+def test_past_due_starts_the_day_after_the_due_date(customer: Customer, invoices: dict[str, Invoice]) -> None:
     with scope(organization=customer.organization):
         due_day = [i.number for i in invoice_list(customer, today=days_ago(10), status="past_due")]
         day_after = [i.number for i in invoice_list(customer, today=days_ago(9), status="past_due")]
@@ -126,9 +122,7 @@ def test_unknown_sort_falls_back_to_the_default_for_the_status(
     assert _numbers(customer, status="paid", sort="") == ["INV-101"]
 
 
-def test_unknown_status_falls_back_to_open(
-    customer: Customer, invoices: dict[str, Invoice]
-) -> None:
+def test_unknown_status_falls_back_to_open(customer: Customer, invoices: dict[str, Invoice]) -> None:
     """The docstring: unknown status values fall back to the default, which is "open"."""
     assert _numbers(customer, status="bogus") == _numbers(customer, status="open")
 

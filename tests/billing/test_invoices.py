@@ -135,9 +135,7 @@ def test_invoice_takes_the_customers_currency_by_default(creditor: Creditor) -> 
 # --- refusals ---------------------------------------------------------------------------------
 
 
-def test_invoice_number_is_unique_within_an_organization(
-    customer: Customer, customer_2: Customer
-) -> None:
+def test_invoice_number_is_unique_within_an_organization(customer: Customer, customer_2: Customer) -> None:
     issue_invoice(customer, "INV-1", "100.00")
     before = row_counts()
 
@@ -161,9 +159,7 @@ def test_invoice_number_is_reusable_in_another_organization(
 
     assert first.pk != second.pk
     with scopes_disabled():
-        rows = sorted(
-            Invoice.objects.filter(number="INV-1").values_list("organization_id", "total")
-        )
+        rows = sorted(Invoice.objects.filter(number="INV-1").values_list("organization_id", "total"))
     assert rows == sorted(
         [(customer.organization_id, dec("100.00")), (other_customer.organization_id, dec("70.00"))]
     )
@@ -184,9 +180,7 @@ def test_due_date_before_issue_date_is_refused(customer: Customer) -> None:
     before = row_counts()
 
     with pytest.raises(ServiceError) as refused:
-        issue_invoice(
-            customer, "INV-1", issue_date=TODAY, due_date=TODAY - datetime.timedelta(days=1)
-        )
+        issue_invoice(customer, "INV-1", issue_date=TODAY, due_date=TODAY - datetime.timedelta(days=1))
 
     assert refused.value.message == "The due date cannot be before the issue date."
     assert refused.value.field == "due_date"
@@ -264,9 +258,7 @@ def test_an_issued_credit_note_cannot_be_deleted(customer: Customer) -> None:
 # --- audit event and timeline, in the same transaction ----------------------------------------
 
 
-def test_issuing_writes_one_audit_event_and_one_timeline_entry(
-    customer: Customer, users: Users
-) -> None:
+def test_issuing_writes_one_audit_event_and_one_timeline_entry(customer: Customer, users: Users) -> None:
     invoice = issue_invoice(
         customer,
         "INV-1",

@@ -50,9 +50,7 @@ def test_a_corrupted_open_amount_is_found(book: Invoice) -> None:
     stored = fresh(book)
     assert stored.open_amount == Decimal(0)  # 100 - 30 - 10 - 60 (oldest first)
     second = _invoice(book.organization_id, "INV-2")
-    _raw_update(
-        "UPDATE billing_invoice SET open_amount = %s WHERE id = %s", [dec("15.00"), second.pk]
-    )
+    _raw_update("UPDATE billing_invoice SET open_amount = %s WHERE id = %s", [dec("15.00"), second.pk])
 
     mismatches = ledger_check()
 
@@ -74,9 +72,7 @@ def test_a_corrupted_open_amount_is_found(book: Invoice) -> None:
         "from total minus active allocations; stored 15.0000, computed 40.0000"
     )
 
-    _raw_update(
-        "UPDATE billing_invoice SET open_amount = %s WHERE id = %s", [dec("40.00"), second.pk]
-    )
+    _raw_update("UPDATE billing_invoice SET open_amount = %s WHERE id = %s", [dec("40.00"), second.pk])
     assert ledger_check() == []
 
 

@@ -22,9 +22,7 @@ from openar.core.money import MoneyError, exponent, format_money, quantize
         (7, "EUR", "7.00"),
     ],
 )
-def test_quantize_rounds_half_up_to_the_minor_unit(
-    amount: str | int, currency: str, expected: str
-) -> None:
+def test_quantize_rounds_half_up_to_the_minor_unit(amount: str | int, currency: str, expected: str) -> None:
     result = quantize(amount, currency)
     assert result == Decimal(expected)
     assert str(result) == expected  # the exponent too, not only the value

@@ -23,9 +23,7 @@ from openar.payments.models import Allocation, Payment
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
 
 
-def _in_thread(
-    target: Callable[[], object], results: dict[str, object], name: str
-) -> threading.Thread:
+def _in_thread(target: Callable[[], object], results: dict[str, object], name: str) -> threading.Thread:
     """Run ``target`` in a thread of its own (so on a connection of its own), keep what it
     returned or raised, and close that connection at the end."""
 

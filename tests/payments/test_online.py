@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
 import time
 import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django_scopes import scope, scopes_disabled
 
-from factories import TODAY, assert_ledger_clean, dec, issue_invoice
+from factories import TODAY, assert_ledger_clean, dec, in_threads, issue_invoice
 from openar.billing.models import Invoice
 from openar.customers.models import Activity, Customer
 from openar.payments.models import Allocation, Payment, PaymentSettings, ProviderEvent
@@ -298,27 +296,6 @@ def test_an_invoice_in_flight_cannot_be_paid_twice(customer: Customer, two: list
 
 
 # --- PostgreSQL: concurrency ----------------------------------------------------------------------
-
-
-def in_threads(count: int, work: object) -> list[object]:
-    barrier = threading.Barrier(count)
-    results: list[object] = [None] * count
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait(30)
-            results[n] = work(n)  # type: ignore[operator]
-        except Exception as exc:
-            results[n] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    return results
 
 
 @pytest.mark.postgresql

@@ -81,9 +81,7 @@ def test_a_partial_payment_goes_to_the_oldest_due_first(
 
 def test_same_due_date_goes_to_the_earliest_issued_first(customer: Customer) -> None:
     later = issue_invoice(customer, "INV-2", "40.00", issue_date=days_ago(10), due_date=days_ago(1))
-    earlier = issue_invoice(
-        customer, "INV-1", "40.00", issue_date=days_ago(20), due_date=days_ago(1)
-    )
+    earlier = issue_invoice(customer, "INV-1", "40.00", issue_date=days_ago(20), due_date=days_ago(1))
 
     payment = record_payment(customer, "50.00")
 
@@ -187,9 +185,7 @@ def test_allocating_more_than_is_open_is_refused(
     assert _open(a, b, c) == [dec("100.00"), dec("200.00"), dec("50.00")]
 
 
-def test_allocating_to_another_customers_invoice_is_refused(
-    customer: Customer, customer_2: Customer
-) -> None:
+def test_allocating_to_another_customers_invoice_is_refused(customer: Customer, customer_2: Customer) -> None:
     theirs = issue_invoice(customer_2, "INV-THEIRS", "100.00")
     before = row_counts()
 
@@ -244,9 +240,7 @@ def test_bad_payments_are_refused(
     before = row_counts()
 
     with scope(organization=customer.organization), pytest.raises(ServiceError) as refused:
-        payment_record(
-            customer=customer, amount=Decimal(amount), method=method, received_at=received_at
-        )
+        payment_record(customer=customer, amount=Decimal(amount), method=method, received_at=received_at)
 
     assert refused.value.field == field
     assert row_counts() == before

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,11 +17,10 @@ from typing import Any
 
 import pytest
 import stripe
-from django.db import connection
 from django.test import Client
 from django_scopes import scope, scopes_disabled
 
-from factories import TODAY, assert_ledger_clean, issue_invoice
+from factories import TODAY, assert_ledger_clean, in_threads, issue_invoice
 from openar.billing.models import Invoice
 from openar.core.crypto import encrypt_text
 from openar.customers.models import Customer
@@ -202,23 +200,8 @@ def test_an_event_sent_ten_times_at_once_counts_once(
 ) -> None:
     payment, invoices = paying
     event = stripe_event(payment, "checkout.session.completed")
-    barrier = threading.Barrier(10)
-    results: list[Any] = [None] * 10
 
-    def send(n: int) -> None:
-        try:
-            barrier.wait(30)
-            results[n] = post(supplier, event)
-        except Exception as exc:
-            results[n] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send, args=(n,), daemon=True) for n in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    results = in_threads(10, lambda n: post(supplier, event))
 
     assert all(isinstance(r, tuple) and r[0] == 200 for r in results), results
     assert sorted(str(r[1]["outcomes"]) for r in results).count("['succeeded']") == 1
@@ -304,3 +287,41 @@ def test_a_refund_that_could_not_reach_stripe_is_sent_again_with_the_same_key(
     assert refund.state == "succeeded"
     assert open_amounts(invoices) == ["0.0000", "75.5000"]
     assert_ledger_clean()
+
+
+@pytest.mark.postgresql
+def test_fifty_clicks_on_pay_make_one_stripe_checkout(
+    transactional_db: None, fake: FakeStripe, customer: Customer, stripe_account: ProviderAccount
+) -> None:
+    """Fifty confirms of the same pay form at once, as the portal's confirm does them: one
+    Payment row, one idempotency key, one Checkout Session at Stripe."""
+    from openar.payments.online import payment_resume
+
+    issue_invoice(customer, "INV-C1", "90.00", due_date=TODAY - datetime.timedelta(days=3))
+    token = uuid.uuid4().hex
+
+    def click(n: int) -> tuple[int, str]:
+        with scope(organization=customer.organization):
+            again = payment_resume(customer=customer, checkout_token=token, return_url="x", cancel_url="x")
+            if again is None:
+                lines = choose_lines(customer, TODAY, past_due=True, checkout_token=token)
+                again = payment_start(
+                    customer=customer,
+                    lines=lines,
+                    method="card",
+                    provider_name="stripe",
+                    checkout_token=token,
+                    return_url="x",
+                    cancel_url="x",
+                )
+            return again.payment.pk, again.redirect_url
+
+    results = in_threads(50, click)
+
+    assert not [r for r in results if not isinstance(r, tuple)], results
+    assert len({r[0] for r in results}) == 1 and len({r[1] for r in results}) == 1
+    with scopes_disabled():
+        assert Payment.objects.count() == 1
+    sessions = {r.header("Idempotency-Key") for r in fake.received("POST", "/v1/checkout/sessions")}
+    assert len(sessions) == 1
+    assert len(fake.sessions) == 1

@@ -6,19 +6,16 @@ runs the database queue for real."""
 from __future__ import annotations
 
 import datetime
-import threading
-from collections.abc import Callable
 from io import StringIO
 
 import pytest
 import time_machine
 from django.core import mail
 from django.core.management import call_command
-from django.db import connection
 from django.test import override_settings
 from django_scopes import scope, scopes_disabled
 
-from factories import TODAY, TORONTO, issue_invoice, make_contact, make_customer
+from factories import TODAY, TORONTO, in_threads, issue_invoice, make_contact, make_customer
 from openar.core.models import PeriodicRun
 from openar.core.periodic import JOBS, schedule_due
 from openar.notifications.models import Message
@@ -27,29 +24,6 @@ from openar.reminders.engine import run_all
 from openar.tenants.models import Creditor, Organization
 
 NOW = datetime.datetime.combine(TODAY + datetime.timedelta(days=8), datetime.time(10), tzinfo=TORONTO)
-
-
-def in_threads(count: int, work: Callable[[int], object]) -> dict[int, object]:
-    """``work(n)`` in ``count`` threads released together, each with its own connection."""
-    barrier = threading.Barrier(count)
-    results: dict[int, object] = {}
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait(30)
-            results[n] = work(n)
-        except Exception as exc:  # the test inspects it
-            results[n] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def customers_owing(creditor: Creditor, count: int) -> None:
@@ -71,8 +45,8 @@ def test_two_workers_running_the_same_tick_create_and_send_each_reminder_once(
             ids = list(Message.objects.values_list("pk", flat=True))
         states = in_threads(4, lambda n: [message_send(message_id=pk) for pk in ids])
 
-    assert not [r for r in (*created.values(), *states.values()) if isinstance(r, Exception)]
-    assert list(created.values()) == [12, 12]  # both planned all twelve...
+    assert not [r for r in (*created, *states) if isinstance(r, Exception)]
+    assert created == [12, 12]  # both planned all twelve...
     with scopes_disabled():
         assert Message.objects.count() == 12  # ...and each was created once
         assert set(Message.objects.values_list("state", "attempts")) == {("sent", 1)}
@@ -84,7 +58,7 @@ def test_two_workers_running_the_same_tick_create_and_send_each_reminder_once(
 def test_a_periodic_slot_is_claimed_by_one_worker(transactional_db: None) -> None:
     results = in_threads(6, lambda n: schedule_due(NOW, worker=f"w{n}"))
 
-    claimed = [name for names in results.values() if isinstance(names, list) for name in names]
+    claimed = [name for names in results if isinstance(names, list) for name in names]
     assert sorted(claimed) == sorted(job.name for job in JOBS)  # each job once, by someone
     assert PeriodicRun.objects.count() == len(JOBS)
 

@@ -4,15 +4,12 @@ seat limit under concurrent invitations on PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.core import mail
-from django.db import connection
 from django_scopes import scope, scopes_disabled
 from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
 
-from factories import Users, make_user, signed_in, text_of
+from factories import Users, in_threads, make_user, signed_in, text_of
 from openar.core.errors import ServiceError
 from openar.core.models import AuditEvent
 from openar.customers.models import Customer
@@ -328,25 +325,10 @@ def test_concurrent_invitations_never_exceed_the_seat_limit(
     connection, for a limit of three: exactly three memberships, seven clear refusals."""
     set_policy(supplier, seats_per_customer=3)
     customer_2.organization  # noqa: B018  (loaded here, not in the threads)
-    start = threading.Barrier(10)
-    results: dict[int, object] = {}
+    results = dict(
+        enumerate(in_threads(10, lambda n: invite(supplier, f"person{n}@anvil.example", customer=customer_2)))
+    )
 
-    def run(n: int) -> None:
-        try:
-            start.wait(30)
-            results[n] = invite(supplier, f"person{n}@anvil.example", customer=customer_2)
-        except Exception as exc:  # the test inspects it
-            results[n] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-
-    assert not any(thread.is_alive() for thread in threads)
     admitted = sorted(n for n, result in results.items() if isinstance(result, Membership))
     refused = [result for result in results.values() if not isinstance(result, Membership)]
     assert len(admitted) == 3
