@@ -321,3 +321,24 @@ def test_a_membership_reactivated_by_an_admin_counts_its_inactivity_afresh(
     )
     stale.refresh_from_db()
     assert stale.is_active
+
+
+def test_a_deactivation_that_leaves_no_access_is_in_the_organizations_log(users: Users) -> None:
+    signed_in(users.admin).post(f"/desk/people/{membership_of(users.collector).pk}/deactivate/")
+    assert [e.object_id for e in events("openar.user.deactivated")] == [str(users.collector.pk)]
+
+
+def test_a_deactivated_person_is_reactivated_not_invited_again(
+    users: Users, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    admin = signed_in(users.admin)
+    admin.post(f"/desk/people/{membership_of(users.collector).pk}/deactivate/")
+
+    again = invite(admin, django_capture_on_commit_callbacks, email=users.collector.email)
+
+    assert again.status_code == 400
+    assert "Reactivate them on the People page" in text_of(again.content)
+    assert mail.outbox == []
+    before = len(events("openar.membership.reactivated"))
+    admin.post(f"/desk/people/{membership_of(users.customer).pk}/reactivate/")  # active already
+    assert len(events("openar.membership.reactivated")) == before  # nothing changed, nothing logged

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from typing import Any
 
 import pytest
 import time_machine
@@ -18,6 +19,7 @@ from openar.customers.models import Activity, Contact, Customer
 from openar.notifications.models import Message
 from openar.notifications.services import Draft, dispatch_due, message_create, message_send
 from openar.reminders.engine import run, unsubscribe_url
+from openar.reminders.models import DunningStep
 from openar.tenants.models import Organization
 
 DAY_8 = datetime.datetime.combine(TODAY + datetime.timedelta(days=8), datetime.time(10), tzinfo=TORONTO)
@@ -185,3 +187,30 @@ def test_a_new_address_clears_the_flag(contact: Contact, customer: Customer) -> 
         contact_update(contact=contact, changes={"email": "dana.new@bolt.example"})
         contact.refresh_from_db()
     assert (contact.email, contact.email_problem) == ("dana.new@bolt.example", "")
+
+
+def test_skipping_a_reminder_of_a_cycle_that_is_not_the_customers_changes_nothing(
+    users: Users, owing: Customer, contact: Contact
+) -> None:
+    client = signed_in(users.collector)
+    with scope(organization=owing.organization):
+        step = DunningStep.objects.first()
+    assert step is not None
+    for cycle in ("99999999999999999999999", "123456", "-1"):
+        response = client.post(
+            "/desk/reminders/upcoming/skip/", {"customer": owing.pk, "step": step.pk, "cycle": cycle}
+        )
+        assert response.status_code == 302
+        assert "not in the plan any more" in text_of(client.get(response["Location"]).content)
+    with scopes_disabled():
+        assert not Message.objects.exists()
+
+
+def test_a_message_that_cannot_be_prepared_is_retried_not_stranded(contact: Contact, settings: Any) -> None:
+    message = email_to(contact)
+    settings.OPENAR_CHANNELS = {**settings.OPENAR_CHANNELS, "email": "no-such-backend"}
+    state = message_send(message_id=message.pk)
+    with scopes_disabled():
+        again = Message.objects.get(pk=message.pk)
+    assert (state, again.state, again.attempts) == ("ready", "ready", 1)
+    assert again.not_before is not None and "Unexpected error" in again.error

@@ -371,3 +371,58 @@ def test_everything_past_due_leaves_out_what_a_payment_in_flight_covers(
 
         with pytest.raises(ServiceError, match=r"Nothing past due is left to pay\."):
             choose_lines(customer, TODAY, past_due=True)
+
+
+def test_an_event_verified_for_one_organization_never_touches_anothers_payment(
+    customer: Customer, two: list[Invoice], other_supplier: Organization
+) -> None:
+    """An admin of another organization controls that organization's webhook secret and can
+    sign anything; the event still only reaches payments of the organization it came for."""
+    payment = start(customer, two)
+    status, data = post(other_supplier, *signed([event(payment, base.PAYMENT_SUCCEEDED)]))
+    assert (status, data["outcomes"]) == (200, ["no such payment"])
+    assert state(payment) == "pending"
+    assert [fresh(i).open_amount for i in two] == [dec("100.00"), dec("50.00")]
+
+
+def test_a_refund_confirmed_after_a_return_never_brings_the_payment_back(
+    customer: Customer, two: list[Invoice], supplier: Organization
+) -> None:
+    payment = start(customer, two)
+    with scope(organization=supplier):
+        card_outcome(payment, "4242424242424242")
+        settled = Payment.objects.get(pk=payment.pk)
+        refund = payment_refund(payment=settled, amount=dec("20.00"), reason="x", actor=None)
+    post(supplier, *signed([event(payment, base.PAYMENT_RETURNED, message="Disputed")]))
+    assert state(payment) == "returned"
+    assert refund.state == "succeeded"  # the sandbox refunds at once: it came before the return
+    with scope(organization=supplier):
+        assert unapplied(Payment.objects.get(pk=payment.pk)) == 0
+    assert [fresh(i).open_amount for i in two] == [dec("100.00"), dec("50.00")]
+    assert_ledger_clean()
+
+
+def test_refunding_all_of_a_discounted_payment_reverses_every_allocation(
+    customer: Customer, two: list[Invoice], supplier: Organization
+) -> None:
+    with scope(organization=supplier):
+        PaymentSettings.objects.update_or_create(
+            organization=supplier, defaults={"fees": {"card": {"percent": "-2"}}}
+        )
+    payment = start(customer, two)
+    assert (payment.amount, payment.fee_amount) == (dec("147.00"), dec("-3.00"))
+    with scope(organization=supplier):
+        card_outcome(payment, "4242424242424242")
+        settled = Payment.objects.get(pk=payment.pk)
+        payment_refund(payment=settled, amount=dec("147.00"), reason="Cancelled", actor=None)
+    assert state(payment) == "refunded"
+    assert [fresh(i).open_amount for i in two] == [dec("100.00"), dec("50.00")]
+    assert_ledger_clean()
+
+
+def test_a_discount_never_brings_a_payment_in_yen_to_zero(supplier: Organization) -> None:
+    from openar.payments.online import method_fee
+
+    rule = PaymentSettings(organization=supplier, fees={"card": {"percent": "-100"}})
+    assert method_fee(rule, "card", Decimal("500"), "JPY") == Decimal("-499")
+    assert method_fee(rule, "card", Decimal("5.00"), "USD") == Decimal("-4.99")

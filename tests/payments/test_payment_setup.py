@@ -84,3 +84,43 @@ def test_fees_and_reasons_are_saved_and_checked(users: Users, supplier: Organiza
 def test_only_admins_set_up_payments(users: Users) -> None:
     for person in (users.collector, users.manager):
         assert signed_in(person).get(SETUP).status_code == 403
+
+
+def test_the_sandbox_cannot_be_turned_on_where_test_payments_are_off(
+    users: Users, supplier: Organization, settings: object
+) -> None:
+    settings.OPENAR_SANDBOX_PAYMENTS = False  # type: ignore[attr-defined]
+    client = signed_in(users.admin)
+    assert "Sandbox (test payments" not in text_of(client.get(SETUP).content)
+    response = client.post(
+        SETUP, {"section": "provider", "provider": "sandbox", "enabled": "on", "methods": ["card"]}
+    )
+    assert response.status_code == 400
+    assert "not allowed on this installation" in text_of(response.content)
+    with scope(organization=supplier):
+        assert not ProviderAccount.objects.filter(provider="sandbox", enabled=True).exists()
+
+
+def test_credentials_that_can_no_longer_be_read_are_asked_for_again(
+    users: Users, supplier: Organization
+) -> None:
+    with scope(organization=supplier):
+        ProviderAccount.objects.create(
+            organization=supplier, provider="stripe", methods=["card"], credentials_encrypted="enc1:damaged"
+        )
+    client = signed_in(users.admin)
+    page = client.get(SETUP)
+    assert page.status_code == 200
+    assert "Nothing stored yet." in text_of(page.content)
+    saved = client.post(
+        SETUP,
+        {
+            "section": "provider",
+            "provider": "stripe",
+            "enabled": "on",
+            "methods": ["card"],
+            "secret_key": "sk_new",
+            "webhook_secret": "whsec_new",
+        },
+    )
+    assert saved.status_code == 302

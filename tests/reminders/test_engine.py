@@ -201,3 +201,14 @@ def test_a_paused_organization_plans_nothing(supplier: Organization, book: dict[
         assert plan(supplier, at(8)) == []
         assert DunningStep.objects.exists()
     assert Decimal(0) == Decimal(0)
+
+
+def test_a_rendered_subject_never_exceeds_what_a_message_holds() -> None:
+    from openar.notifications.rendering import render
+
+    draft = render(
+        "{% for i in invoices %}{{ i.number }} {% endfor %}",
+        "Body",
+        {"invoices": [{"number": "N" * 50}] * 20},
+    )
+    assert len(draft.subject) == 300

@@ -98,3 +98,13 @@ def test_the_customer_follows_the_policy_of_its_segment(
         assert [p.step.policy_id for p in plan(supplier, at(21))] == [key.pk]
     bogus = client.post(f"/desk/customers/{customer.pk}/segment/", {"segment": "nope"})
     assert "Choose one of the reminder policies." in text_of(client.get(bogus["Location"]).content)
+
+
+def test_a_hold_end_date_out_of_range_is_a_message_not_an_error(users: Users, customer: Customer) -> None:
+    client = signed_in(users.collector)
+    for until in ("9999-12-31", "31/12/2026", "²"):
+        response = client.post(f"/desk/customers/{customer.pk}/holds/", {"reason": "x", "until": until})
+        assert response.status_code == 302, until
+        assert "Enter the end date as a date" in text_of(client.get(response["Location"]).content)
+    with scope(organization=customer.organization):
+        assert not Hold.objects.exists()

@@ -65,10 +65,11 @@ def schedule_due(now: datetime.datetime | None = None, *, worker: str = "") -> l
         slot = slot_of(job, now)
         try:
             with transaction.atomic():
+                # The claim and the task in one transaction: a slot is never claimed and lost.
                 PeriodicRun.objects.create(job=job.name, slot=slot, claimed_by=worker[:100])
+                run_job.enqueue(job.name, now.isoformat())
         except IntegrityError:
             continue  # another worker has this slot
-        run_job.enqueue(job.name, now.isoformat())
         queued.append(job.name)
     return queued
 

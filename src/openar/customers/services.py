@@ -176,3 +176,29 @@ def customer_segment_set(*, customer: Customer, segment: str, actor: User | None
             actor=actor,
             data={"segment": [before, segment]},
         )
+
+
+def contact_sms_consent_set(*, contact: Contact, consent: bool, keyword: str, message_sid: str = "") -> bool:
+    """The contact texted STOP (or START): text-message consent off (or on). Audited every
+    time (the request itself is the evidence), on the timeline when it changed anything.
+    Returns whether it changed."""
+    action = "openar.contact.sms_opt_in" if consent else "openar.contact.sms_opt_out"
+    with transaction.atomic():
+        changed = bool(
+            Contact.objects.filter(pk=contact.pk).exclude(consent_sms=consent).update(consent_sms=consent)
+        )
+        log_event(
+            action,
+            organization=contact.customer.organization,
+            obj=contact,
+            data={"keyword": keyword, "message_sid": message_sid, "changed": changed},
+        )
+        if changed:
+            what = "agreed to text messages again" if consent else "asked for no more text messages"
+            activity_record(
+                customer=contact.customer,
+                kind=Activity.Kind.SMS,
+                summary=f"{contact.name} replied {keyword} by text: {what}",
+            )
+        contact.consent_sms = consent
+    return changed

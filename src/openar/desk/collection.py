@@ -16,7 +16,6 @@ from openar.customers.models import Customer, Hold
 from openar.customers.services import customer_segment_set, hold_place, hold_release
 from openar.reminders.models import DunningPolicy
 from openar.tenants.access import actor_of, require
-from openar.tenants.models import Organization
 from openar.tenants.permissions import Perm
 
 collector_required = require(Perm.DESK_COLLECT)
@@ -45,21 +44,22 @@ def hold_create(request: HttpRequest, customer_id: int) -> HttpResponse:
     customer = get_object_or_404(Customer, pk=customer_id)
     until = str(request.POST.get("until", "")).strip()
     expires_at = None
-    try:
-        if until:
-            organization: Organization = customer.organization
+    if until:
+        try:
             day = datetime.date.fromisoformat(until)
-            expires_at = datetime.datetime.combine(
-                day, datetime.time.min, tzinfo=organization.tz
-            ) + datetime.timedelta(days=1)  # the hold covers the whole day chosen
+            # The hold covers the whole day chosen, in the organization's time zone.
+            expires_at = datetime.datetime.combine(day, datetime.time.min, tzinfo=customer.organization.tz)
+            expires_at += datetime.timedelta(days=1)
+        except (ValueError, OverflowError):
+            messages.error(request, "Enter the end date as a date, e.g. 2026-12-31.")
+            return _back(customer)
+    try:
         hold_place(
             customer=customer,
             reason=str(request.POST.get("reason", "")),
             actor=actor_of(request),
             expires_at=expires_at,
         )
-    except ValueError:
-        messages.error(request, "Enter the end date as a date.")
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:

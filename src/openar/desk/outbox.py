@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
+from openar.billing.models import Invoice
 from openar.billing.selectors import clean_search
 from openar.core.errors import ServiceError
 from openar.customers.models import Customer
@@ -150,7 +151,8 @@ def _reminder(request: HttpRequest) -> tuple[Customer, DunningStep, int] | None:
         return None
     customer = Customer.objects.filter(pk=customer_id).first()
     step = DunningStep.objects.filter(pk=step_id).first()
-    if customer is None or step is None:
+    # A cycle is one of the customer's own invoices (the one that anchors it), never any number.
+    if customer is None or step is None or not Invoice.objects.filter(pk=cycle, customer=customer).exists():
         return None
     return customer, step, cycle
 

@@ -38,12 +38,17 @@ def _providers(organization: Organization, errors: dict[str, str], posted: str) 
     accounts = {a.provider: a for a in ProviderAccount.objects.filter(organization=organization)}
     rows = []
     for name, label in PROVIDERS:
+        if name == "sandbox" and not getattr(settings, "OPENAR_SANDBOX_PAYMENTS", False):
+            continue  # test payments are for the demo and tests only
         account = accounts.get(name)
-        stored = (
-            json.loads(decrypt_text(account.credentials_encrypted))
-            if account and account.credentials_encrypted
-            else {}
-        )
+        try:
+            stored = (
+                json.loads(decrypt_text(account.credentials_encrypted))
+                if account and account.credentials_encrypted
+                else {}
+            )
+        except ValueError:  # a key that is gone: shown as not set, to be typed in again
+            stored = {}
         rows.append(
             {
                 "name": name,

@@ -39,7 +39,8 @@ from openar.notifications.models import Channel, MessageTemplate
 from openar.notifications.rendering import VARIABLES, template_errors
 from openar.notifications.rendering import render as render_message
 from openar.notifications.services import Draft
-from openar.reminders.models import DunningPolicy, DunningStep, ReminderSettings
+from openar.reminders.engine import settings_of
+from openar.reminders.models import DunningPolicy, DunningStep
 from openar.reminders.services import (
     TemplateInvalid,
     offset_label,
@@ -71,11 +72,6 @@ def _access(request: HttpRequest) -> Access:
 
 def _organization(request: HttpRequest) -> Organization:
     return _access(request).organization
-
-
-def _settings(organization: Organization) -> ReminderSettings:
-    found, _ = ReminderSettings.objects.get_or_create(organization=organization)
-    return found
 
 
 def _apply(form: Any, exc: ServiceError) -> None:
@@ -173,7 +169,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         {
             "policies": policies,
             "has_default": any(not policy.segment for policy in active),
-            "settings": _settings(organization),
+            "settings": settings_of(organization),
             "templates": templates,
             "can_edit": _access(request).can(Perm.DESK_ADMIN),
             "nav": NAV,
@@ -187,7 +183,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 @admin_required
 def settings_edit(request: HttpRequest) -> HttpResponse:
-    current = _settings(_organization(request))
+    current = settings_of(_organization(request))
     initial = {
         "quiet_start": current.quiet_start,
         "quiet_end": current.quiet_end,
@@ -481,7 +477,7 @@ def _template_page(
     candidates = _preview_customers(organization)
     wanted = (data or request.GET).get("customer", "")
     customer: Customer | None = None
-    if wanted.isdigit():
+    if wanted.isdecimal():
         customer = get_object_or_404(Customer, pk=int(wanted))
         if customer.pk not in {c.pk for c in candidates}:
             candidates.append(customer)
@@ -544,7 +540,7 @@ def template_new(request: HttpRequest) -> HttpResponse:
     """A new template; ``?from=<id>`` starts from a copy (to translate it, say)."""
     initial: dict[str, Any] = {}
     source_id = request.GET.get("from", "")
-    if source_id.isdigit():
+    if source_id.isdecimal():
         source = get_object_or_404(MessageTemplate, pk=int(source_id))
         have = set(
             MessageTemplate.objects.filter(key=source.key, channel=source.channel).values_list(

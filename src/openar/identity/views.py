@@ -128,7 +128,9 @@ def _staff_confirm(request: HttpRequest, link: MagicLink) -> HttpResponse:
         logout(request)
     else:
         request.session.flush()
-    membership = next(m for m in memberships_of(user) if m.organization_id == link.organization_id)
+    membership = next((m for m in memberships_of(user) if m.organization_id == link.organization_id), None)
+    if membership is None:  # the person lost the access between opening and confirming
+        return _unusable(request, "revoked")
     request.session[SESSION_KEY] = membership.pk
     record_authentication(request, user, method="magic_link")
     return perform_login(request, Login(user=user, redirect_url=link.target or "/desk/", email=user.email))

@@ -154,7 +154,8 @@ def render(subject: str, body: str, context: Mapping[str, Any]) -> Draft:
     """The message as sent: subject and text from the template, and an HTML twin of the text
     (escaped, paragraphs, links made clickable). Links in the context are recorded."""
     data = Context(dict(context), autoescape=False)
-    rendered_subject = " ".join(_compile(subject).render(data).split())
+    # One line, and no longer than a Message's subject can hold (a loop may make it long).
+    rendered_subject = " ".join(_compile(subject).render(data).split())[:300]
     text = _tidy(_compile(body).render(data))
     links = tuple(
         str(context[name])

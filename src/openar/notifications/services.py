@@ -50,6 +50,7 @@ BACKOFF = (
     datetime.timedelta(hours=2),
 )
 STUCK_AFTER = datetime.timedelta(minutes=15)
+THREADED_CHANNELS = (Channel.EMAIL, Channel.PORTAL)  # replies come back to these: they get a thread
 SEND_BATCH = 200  # messages per send task (one SMTP connection for the batch's emails)
 
 ACTIVITY_KIND = {
@@ -107,7 +108,7 @@ def message_create(
     if channel not in Channel.values:
         raise ValueError(f"unknown channel {channel!r}")
     with transaction.atomic():
-        if thread is None and channel in (Channel.EMAIL, Channel.PORTAL):
+        if thread is None and channel in THREADED_CHANNELS:
             thread = thread_for(customer, draft.subject or "Message")
         message = Message.objects.create(
             organization_id=customer.organization_id,
@@ -239,16 +240,24 @@ def messages_send(message_ids: list[int]) -> dict[int, str]:
     for (_, channel), group in groups.items():
         organization = group[0].customer.organization
         with scope(organization=organization):
-            backend = backend_for(channel)
             outbounds: list[Outbound] = []
             results: dict[int, Sent | Exception] = {}
+            try:
+                backend = backend_for(channel)
+            except Exception as exc:  # misconfigured: each message is retried, none is stranded
+                logger.exception("no backend for the %s channel", channel)
+                _record(group, dict.fromkeys((m.pk for m in group), exc), backend="", now=now)
+                continue
             for message in group:
                 if not message.to_address and channel != Channel.PORTAL:
                     results[message.pk] = PermanentFailure(
                         f"There is no address to send this {message.get_channel_display()} to."
                     )
-                else:
+                    continue
+                try:
                     outbounds.append(_outbound(message))
+                except Exception as exc:  # an attachment that cannot be read, say: retried
+                    results[message.pk] = exc
             results.update(_deliver(backend, outbounds))
             _record(group, results, backend=backend.name, now=now)
     return {message.pk: message.state for message in claimed}

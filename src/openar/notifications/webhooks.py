@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.views.decorators.csrf import csrf_exempt
@@ -30,9 +29,8 @@ from django.views.decorators.http import require_POST
 from django_scopes import scope, scopes_disabled
 from twilio.request_validator import RequestValidator
 
-from openar.core.audit import log_event
-from openar.customers.models import Activity, Contact, Customer
-from openar.customers.services import activity_record
+from openar.customers.models import Contact, Customer
+from openar.customers.services import contact_sms_consent_set
 from openar.notifications.channels.sms import delivery_error, digits_of
 from openar.notifications.models import Channel, Message, Thread
 from openar.notifications.services import message_delivery_update, message_receive
@@ -186,26 +184,9 @@ def _set_consent(contacts: list[Contact], *, consent: bool, keyword: str, sid: s
     """Every contact with the number, in every organization: a person who says STOP means
     every text from this number. Each is audited in its organization, even when consent was
     already so (the request itself is the evidence); the timeline shows actual changes."""
-    action = "openar.contact.sms_opt_in" if consent else "openar.contact.sms_opt_out"
     for contact in contacts:
-        with scope(organization=contact.organization), transaction.atomic():
-            changed = (
-                Contact.objects.filter(pk=contact.pk).exclude(consent_sms=consent).update(consent_sms=consent)
-            )
-            log_event(
-                action,
-                organization=contact.organization,
-                obj=contact,
-                data={"keyword": keyword, "message_sid": sid, "changed": bool(changed)},
-            )
-            if changed:
-                what = "agreed to text messages again" if consent else "asked for no more text messages"
-                activity_record(
-                    customer=contact.customer,
-                    kind=Activity.Kind.SMS,
-                    summary=f"{contact.name} replied {keyword} by text: {what}",
-                )
-            contact.consent_sms = consent
+        with scope(organization=contact.organization):
+            contact_sms_consent_set(contact=contact, consent=consent, keyword=keyword, message_sid=sid)
 
 
 def _receive(found: Found, *, number: str, sender: str, body: str, sid: str) -> None:

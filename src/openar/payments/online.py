@@ -39,7 +39,7 @@ from openar.billing.ledger import invoice_apply, invoices_lock
 from openar.billing.models import Invoice
 from openar.core.audit import log_event
 from openar.core.errors import ServiceError
-from openar.core.money import format_money, quantize
+from openar.core.money import exponent, format_money, quantize
 from openar.customers.models import Activity, Contact, Customer
 from openar.customers.services import activity_record
 from openar.identity.models import User
@@ -173,7 +173,8 @@ def method_fee(settings_: PaymentSettings, method: str, base_amount: Decimal, cu
     percent = Decimal(str(rule.get("percent", "0") or "0"))
     fixed = Decimal(str(rule.get("fixed", "0") or "0"))
     fee = quantize(base_amount * percent / 100 + fixed, currency)
-    return max(fee, -base_amount + quantize(Decimal("0.01"), currency)) if fee < 0 else fee
+    smallest = Decimal(1).scaleb(-exponent(currency))  # a discount leaves at least one cent (or yen)
+    return max(fee, -base_amount + smallest) if fee < 0 else fee
 
 
 @dataclass(frozen=True)
@@ -317,21 +318,30 @@ def credentials_for(organization: Organization, provider_name: str) -> dict[str,
     account = ProviderAccount.objects.filter(organization=organization, provider=provider_name).first()
     if account is None or not account.credentials_encrypted:
         return {}
-    data: dict[str, str] = json.loads(decrypt_text(account.credentials_encrypted))
+    try:
+        data: dict[str, str] = json.loads(decrypt_text(account.credentials_encrypted))
+    except ValueError as exc:  # DecryptionError (a key that is gone) or damaged JSON
+        raise base.ProviderUnavailable(
+            f"The {provider_name} credentials cannot be read: an admin must enter them again.",
+            retryable=False,
+        ) from exc
     return data
 
 
 # --- provider events ------------------------------------------------------------------------
 
 
-def events_ingest(provider_name: str, events: list[base.Event]) -> list[str]:
+def events_ingest(provider_name: str, events: list[base.Event], *, organization: Organization) -> list[str]:
     """Store each event once, then process it. Returns an outcome per event ("duplicate"
-    for one stored before: it changes nothing)."""
+    for one stored before: it changes nothing). ``organization`` is the one whose
+    credentials verified the events: they can only ever touch that organization's
+    payments (another organization's admin signs with their own secret)."""
     outcomes = []
     for event in events:
         try:
             with transaction.atomic():
                 row = ProviderEvent.objects.create(
+                    organization=organization,
                     provider=provider_name,
                     event_id=event.event_id,
                     type=event.type,
@@ -347,7 +357,7 @@ def events_ingest(provider_name: str, events: list[base.Event]) -> list[str]:
                 )
         except IntegrityError:
             row = ProviderEvent.objects.get(provider=provider_name, event_id=event.event_id)
-            if row.processed_at is not None:
+            if row.processed_at is not None or row.organization_id != organization.pk:
                 outcomes.append("duplicate")
                 continue
         outcomes.append(event_process(row.pk))
@@ -356,12 +366,15 @@ def events_ingest(provider_name: str, events: list[base.Event]) -> list[str]:
 
 def _payment_of(row: ProviderEvent) -> Payment | None:
     """The event's payment, locked (only its own row: not its customer's or organization's,
-    which other payments' events need too)."""
+    which other payments' events need too), among the payments of the organization whose
+    credentials verified the event, never another's."""
+    if row.organization_id is None:
+        return None
     with scopes_disabled():
         payments = (
             Payment.objects.select_for_update(of=("self",))
             .select_related("customer__organization")
-            .filter(provider=row.provider)
+            .filter(provider=row.provider, organization_id=row.organization_id)
         )
         if row.provider_payment_id:
             found = payments.filter(provider_payment_id=row.provider_payment_id).first()
@@ -700,11 +713,21 @@ def _refund_create(payment: Payment, amount: Decimal, reason: str, actor: User |
 
 def _refund_apply(refund: Refund) -> None:
     payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
-    credit = unapplied(payment)
-    from_invoices = max(Decimal(0), refund.amount - credit)
-    reversed_total = _reverse(payment, from_invoices) if from_invoices else Decimal(0)
     refunded = payment.refunded_amount + refund.amount
-    state = Payment.State.REFUNDED if refunded >= payment.amount else Payment.State.SUCCEEDED
+    if payment.state != Payment.State.SUCCEEDED:
+        # Returned meanwhile (a dispute, an ACH return): its allocations are already
+        # reversed; the refund is recorded, and the state never moves back.
+        reversed_total = Decimal(0)
+        state = payment.state
+    elif refunded >= payment.amount:
+        # All of it back: every allocation goes, whatever a discount made the amount.
+        reversed_total = _reverse(payment)
+        state = Payment.State.REFUNDED
+    else:
+        credit = unapplied(payment)
+        from_invoices = max(Decimal(0), refund.amount - credit)
+        reversed_total = _reverse(payment, from_invoices) if from_invoices else Decimal(0)
+        state = Payment.State.SUCCEEDED
     Payment.objects.filter(pk=payment.pk).update(refunded_amount=refunded, state=state)
     Refund.objects.filter(pk=refund.pk).update(state=Refund.State.SUCCEEDED)
     refund.state = Refund.State.SUCCEEDED
@@ -844,6 +867,6 @@ def payment_return(*, payment: Payment) -> str:
     except (base.ProviderUnavailable, base.Declined) as exc:
         logger.warning("capture on return failed", extra={"payment": payment.pk, "reason": exc.message})
         return payment.state  # the webhook, or the next visit, settles it
-    events_ingest(payment.provider, [event])
+    events_ingest(payment.provider, [event], organization=payment.organization)
     with scopes_disabled():
         return str(Payment.objects.values_list("state", flat=True).get(pk=payment.pk))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import re
 import uuid
 from typing import Any
@@ -17,6 +18,8 @@ from django_scopes import scopes_disabled
 from openar.payments.models import Payment, SandboxEvent
 from openar.payments.providers import base
 from openar.payments.providers.sandbox import SIGNATURE_HEADER, event_body, sign
+
+logger = logging.getLogger(__name__)
 
 CARD_PAID = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
@@ -105,12 +108,23 @@ def deliver_due(now: datetime.datetime | None = None) -> int:
     for row in SandboxEvent.objects.filter(delivered_at__isnull=True, due_at__lte=now).order_by(
         "due_at", "pk"
     ):
-        if not SandboxEvent.objects.filter(pk=row.pk, delivered_at__isnull=True).update(delivered_at=now):
-            continue  # another worker took it
-        body = row.body.encode()
-        payment_id = int(json.loads(body)[0]["openar_payment_id"])
-        with scopes_disabled():
-            payment = Payment.objects.select_related("organization").get(pk=payment_id)
-        receive("sandbox", payment.organization, body, {SIGNATURE_HEADER: sign(body)})
+        with transaction.atomic():
+            # Taken under a lock and marked only with its delivery: a failure leaves it for
+            # the next run, and another worker skips it meanwhile.
+            taken = SandboxEvent.objects.select_for_update(skip_locked=True).filter(
+                pk=row.pk, delivered_at__isnull=True
+            )
+            if not taken.exists():
+                continue
+            body = row.body.encode()
+            try:
+                payment_id = int(json.loads(body)[0]["openar_payment_id"])
+                with scopes_disabled():
+                    payment = Payment.objects.select_related("organization").get(pk=payment_id)
+                receive("sandbox", payment.organization, body, {SIGNATURE_HEADER: sign(body)})
+            except Exception:
+                logger.exception("sandbox event %s not delivered; tried again at the next run", row.pk)
+                continue
+            taken.update(delivered_at=now)
         sent += 1
     return sent

@@ -6,6 +6,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 
 from openar.billing.ledger import invoice_apply, invoices_lock
@@ -150,12 +151,14 @@ def provider_account_update(
     which credentials changed, never their values."""
     import json
 
-    from openar.core.crypto import decrypt_text, encrypt_text
+    from openar.core.crypto import DecryptionError, decrypt_text, encrypt_text
     from openar.payments.providers.registry import provider as provider_named
 
     fields = CREDENTIAL_FIELDS.get(provider)
     if fields is None:
         raise ServiceError(f"Unknown payment provider {provider!r}.")
+    if provider == "sandbox" and enabled and not getattr(settings, "OPENAR_SANDBOX_PAYMENTS", False):
+        raise ServiceError("Test payments (the sandbox) are not allowed on this installation.")
     offered = provider_named(provider).methods
     unknown = set(methods) - set(offered)
     if unknown:
@@ -164,9 +167,14 @@ def provider_account_update(
         account, _ = ProviderAccount.objects.select_for_update().get_or_create(
             organization=organization, provider=provider, defaults={"enabled": False}
         )
-        stored: dict[str, str] = (
-            json.loads(decrypt_text(account.credentials_encrypted)) if account.credentials_encrypted else {}
-        )
+        try:
+            stored: dict[str, str] = (
+                json.loads(decrypt_text(account.credentials_encrypted))
+                if account.credentials_encrypted
+                else {}
+            )
+        except (DecryptionError, ValueError):
+            stored = {}  # unreadable (a key that is gone): what is typed now replaces it
         changed = sorted(name for name in fields if credentials.get(name, "").strip())
         for name in changed:
             stored[name] = credentials[name].strip()

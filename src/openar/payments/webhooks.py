@@ -34,7 +34,7 @@ def receive(
     with scope(organization=organization):
         credentials = credentials_for(organization, provider_name)
     events = provider.parse_events(body, headers, credentials)
-    return events_ingest(provider_name, events)
+    return events_ingest(provider_name, events, organization=organization)
 
 
 @csrf_exempt

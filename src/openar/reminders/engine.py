@@ -43,7 +43,7 @@ from openar.identity.magic import magic_links_issue
 from openar.identity.models import MagicLink, User
 from openar.notifications.models import Channel, Message, MessageTemplate, Thread
 from openar.notifications.rendering import render
-from openar.notifications.services import address_of
+from openar.notifications.services import THREADED_CHANNELS, address_of
 from openar.notifications.tasks import send_messages
 from openar.reminders.context import context_from, remindable_invoices
 from openar.reminders.models import DunningPolicy, DunningStep, ReminderSettings
@@ -409,7 +409,7 @@ class Batch:
                     Thread(
                         organization_id=r.customer.organization_id, customer=r.customer, subject=draft.subject
                     )
-                    if step.channel == Channel.EMAIL
+                    if step.channel in THREADED_CHANNELS
                     else None
                 )
                 messages.append(

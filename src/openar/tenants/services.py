@@ -118,6 +118,10 @@ def membership_invite(
     with transaction.atomic():
         _check_seat(policy, customer=customer, creditor=creditor)
         user = User.objects.select_for_update().filter(email__iexact=email).first()
+        if user is not None and not user.is_active:
+            raise ServiceError(
+                f"{email} has been deactivated. Reactivate them on the People page instead.", field="email"
+            )
         new_user = user is None
         if user is None:
             user = User.objects.create_user(email=email, full_name=full_name.strip())
@@ -127,6 +131,19 @@ def membership_invite(
                     organization=organization, user=user, role=role, customer=customer, creditor=creditor
                 )
         except IntegrityError as exc:
+            with scopes_disabled():
+                inactive = Membership.objects.filter(
+                    organization=organization,
+                    user=user,
+                    customer=customer,
+                    creditor=creditor,
+                    is_active=False,
+                ).exists()
+            if inactive:
+                raise ServiceError(
+                    f"{email} had this access and was deactivated. Reactivate them on the People page.",
+                    field="email",
+                ) from exc
             raise ServiceError(f"{email} already has this access.", field="email") from exc
         how, password = first_password(user, policy)
         invitation = Invitation(membership, new_user=new_user, how=how, assigned_password=password)
@@ -176,12 +193,23 @@ def membership_deactivate(*, membership: Membership, actor: User | None) -> int:
     if actor is not None and membership.user_id == actor.pk:
         raise ServiceError("You cannot deactivate yourself. Ask another admin.")
     with transaction.atomic():
-        changed = Membership.objects.filter(pk=membership.pk, is_active=True).update(is_active=False)
-        membership.is_active = False
-        if not changed:
+        if not Membership.objects.filter(pk=membership.pk, is_active=True).exists():
             return 0
         with scopes_disabled():
-            elsewhere = Membership.objects.filter(user_id=membership.user_id, is_active=True).exists()
+            elsewhere = (
+                Membership.objects.filter(user_id=membership.user_id, is_active=True)
+                .exclude(pk=membership.pk)
+                .exists()
+            )
+        # The user first (while this membership still counts, so that its organization's
+        # audit log records the user's deactivation too), then the membership.
+        ended = (
+            sessions_end(user=membership.user)
+            if elsewhere
+            else user_deactivate(user=membership.user, actor=actor, reason="by_admin")
+        )
+        Membership.objects.filter(pk=membership.pk).update(is_active=False)
+        membership.is_active = False
         log_event(
             MEMBERSHIP_DEACTIVATED,
             organization=membership.organization,
@@ -189,24 +217,27 @@ def membership_deactivate(*, membership: Membership, actor: User | None) -> int:
             actor=actor,
             data={"user": membership.user_id, "reason": "by_admin"},
         )
-        if elsewhere:
-            return sessions_end(user=membership.user)
-        return user_deactivate(user=membership.user, actor=actor, reason="by_admin")
+        return ended
 
 
 def membership_reactivate(*, membership: Membership, actor: User | None) -> None:
     """Give the access back (within the seat limits), and let the user sign in again if they
     had been deactivated (by an admin or for inactivity); their inactivity counts afresh."""
     with transaction.atomic():
+        changed = False
         if not membership.is_active:
             _check_seat(
                 policy_for(membership.organization),
                 customer=membership.customer,
                 creditor=membership.creditor,
             )
-            Membership.objects.filter(pk=membership.pk).update(is_active=True)
+            changed = bool(
+                Membership.objects.filter(pk=membership.pk, is_active=False).update(is_active=True)
+            )
             membership.is_active = True
-        user_reactivate(user=membership.user, actor=actor)
+        changed = user_reactivate(user=membership.user, actor=actor) or changed
+        if not changed:
+            return  # nothing changed: no event, and the inactivity clock keeps its count
         log_event(
             MEMBERSHIP_REACTIVATED,
             organization=membership.organization,
