@@ -2,12 +2,14 @@
 SQLite and on PostgreSQL, and print events/s next to the target. See bench/README.md.
 
     .venv/bin/python bench/events.py [--events 10000] [--database sqlite|postgresql|both]
+                                     [--profile FILE]
 
 Each event is what a provider's webhook brings: a signed body (the sandbox provider's
 signature, verified like Stripe's), stored once and applied to its payment. Half the events
 put a bank payment in flight ("processing"), half settle it ("succeeded": allocations to its
 invoices, the ledger, the timeline, the audit log, the receipt queued). Every event is sent
-on its own, as providers do.
+on its own, as providers do. It also prints the SQL statements per event (the transaction's
+BEGIN and COMMIT not counted).
 
 Exit status: 0 when every target is met, 1 when one is missed, 2 when a step failed.
 """
@@ -21,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -36,13 +40,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark processing payment provider events.")
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--profile",
+        help="write a cProfile of sending the events to this file (with --database both: FILE.sqlite, "
+        "FILE.postgresql)",
+    )
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def inner(events: int) -> float:
+def inner(events: int, profile: str = "") -> float:
     """In a process whose settings point at the database to measure: prepare the payments,
     send the events, return events/s."""
+    import cProfile
     import datetime
     import uuid
     from decimal import Decimal
@@ -51,6 +61,7 @@ def inner(events: int) -> float:
 
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
     from django_scopes import scope
 
     from openar.billing.models import Invoice
@@ -123,28 +134,49 @@ def inner(events: int) -> float:
                     ]
                 )
             )
-    started = time.perf_counter()
+    statements = 0
+
+    def count(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal statements
+        statements += not sql.startswith("BEGIN")  # SQLite's; psycopg sends PostgreSQL's itself
+        return execute(sql, params, many, context)
+
+    profiler = cProfile.Profile() if profile else None
     outcomes: dict[str, int] = {}
-    for body in bodies:
-        for outcome in receive("sandbox", organization, body, {SIGNATURE_HEADER: sign(body)}):
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    seconds = time.perf_counter() - started
+    with connection.execute_wrapper(count):
+        if profiler:
+            profiler.enable()
+        started = time.perf_counter()
+        for body in bodies:
+            for outcome in receive("sandbox", organization, body, {SIGNATURE_HEADER: sign(body)}):
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        seconds = time.perf_counter() - started
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(profile)
     from openar.billing.ledger import ledger_check
 
     if ledger_check():
         raise BenchError("the ledger does not balance after the events")
     with scope(organization=organization):
         settled = Payment.objects.filter(state=Payment.State.SUCCEEDED).count()
-    print(f"outcomes {outcomes}; {settled:,} payments settled", flush=True)
+    print(
+        f"outcomes {outcomes}; {settled:,} payments settled; "
+        f"{statements / len(bodies):.1f} SQL statements per event",
+        flush=True,
+    )
     rate = len(bodies) / seconds
     print(f"RESULT {len(bodies)} {seconds:.3f} {rate:.1f}", flush=True)
     return rate
 
 
-def run_on(label: str, env: dict[str, str], events: int) -> float:
+def run_on(label: str, env: dict[str, str], events: int, profile: str = "") -> float:
     started = time.perf_counter()
+    command = [sys.executable, __file__, "--inner", "--events", str(events)]
+    if profile:
+        command += ["--profile", profile]
     result = subprocess.run(
-        [sys.executable, __file__, "--inner", "--events", str(events)],
+        command,
         env=env,
         capture_output=True,
         text=True,
@@ -162,10 +194,17 @@ def run_on(label: str, env: dict[str, str], events: int) -> float:
     return float(rate)
 
 
+def profile_for(args: argparse.Namespace, database: str) -> str:
+    if not args.profile:
+        return ""
+    path = Path(f"{args.profile}.{database}" if args.database == "both" else args.profile)
+    return str(path.resolve())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.inner:
-        inner(args.events)
+        inner(args.events, args.profile or "")
         return 0
     base_env = {
         **os.environ,
@@ -187,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 "OPENAR_DATA_DIR": folder,
                 "OPENAR_DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3",
             }
-            rates["SQLite"] = run_on("SQLite", env, args.events)
+            rates["SQLite"] = run_on("SQLite", env, args.events, profile_for(args, "sqlite"))
         if args.database in ("postgresql", "both"):
             url = os.environ.get("OPENAR_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
             database_name(url)
@@ -198,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                     "OPENAR_DATA_DIR": tempfile.mkdtemp(prefix="openar-bench-"),
                     "OPENAR_DATABASE_URL": url,
                 }
-                rates["PostgreSQL"] = run_on("PostgreSQL", env, args.events)
+                rates["PostgreSQL"] = run_on("PostgreSQL", env, args.events, profile_for(args, "postgresql"))
             finally:
                 drop_database(url)
     except BenchError as exc:

@@ -477,7 +477,8 @@ PERSONAS = [
 
 def demo_links(base_url: str) -> list[tuple[str, str, str]]:
     """(persona, email, one-click sign-in URL) for each persona, plus a real magic link of the
-    customer contact that opens what is past due (a narrow, password-less session)."""
+    customer contact that opens what is past due (a narrow, password-less session), and a
+    pay-page link that opens the login-free pay page (pay, promise or arrange)."""
     from openar.identity.magic import magic_link_create
     from openar.identity.models import MagicLink
     from openar.identity.views import demo_signin_token
@@ -499,5 +500,12 @@ def demo_links(base_url: str) -> list[tuple[str, str, str]]:
                 max_uses=100,
                 ttl=datetime.timedelta(days=30),
             )
+            pay_page = magic_link_create(
+                contact=contact,
+                scope_=MagicLink.Scope.PAY,
+                max_uses=100,
+                ttl=datetime.timedelta(days=30),
+            )
         links.insert(1, ("Magic link (past due)", contact.email, f"{base_url}/l/{issued.token}/"))
+        links.insert(2, ("Pay page (login-free)", contact.email, f"{base_url}/pay/{pay_page.token}/"))
     return links

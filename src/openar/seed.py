@@ -88,7 +88,7 @@ PAYMENT_COLUMNS = (
     "provider", "provider_payment_id", "checkout_token", "fee_amount", "refunded_amount",
     "short_pay_reason", "failure_message", "settled_at",
     "created_at", "updated_at", "contact_id", "creditor_id", "customer_id", "organization_id",
-    "recorded_by_id",
+    "recorded_by_id", "saved_method_id", "returned_amount",
 )
 ALLOCATION_COLUMNS = (
     "id", "amount", "created_at", "reversed_at", "credit_note_id", "invoice_id", "organization_id",
@@ -361,7 +361,7 @@ class _Generator:
             choices = self.lines[rate]
             n_choices = len(choices)
             invoice_end = f"\t{creditor}\t{customer_id}\t{org}\n"
-            payment_end = f"\t{creditor}\t{customer_id}\t{org}\t{null}\n"
+            payment_end = f"\t{creditor}\t{customer_id}\t{org}\t{null}\t{null}\t0\n"
             first_day = today_index - HISTORY_DAYS
 
             for j in range(per_customer):

@@ -23,6 +23,7 @@ urlpatterns = [
     path("l/<str:token>/", identity_views.magic_open, name="magic_open"),
     path("u/<str:token>/", notification_views.unsubscribe, name="unsubscribe"),
     path("portal/", include("openar.portal.urls")),
+    path("pay/", include("openar.pay.urls")),
     path("desk/", include("openar.desk.urls")),
     path("welcome/", login_required(TemplateView.as_view(template_name="welcome.html")), name="welcome"),
     path("admin/", admin.site.urls),

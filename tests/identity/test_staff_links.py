@@ -200,3 +200,40 @@ def test_a_person_who_is_staff_and_a_customer_contact_gets_both_links(
 
     subjects = sorted(message.subject for message in mail.outbox)
     assert subjects == ["Sign in to Acme Supplies's desk", "Your Acme Supplies account: sign-in link"]
+
+
+@pytest.mark.usefixtures("frozen", "allowed")
+def test_staff_and_contact_links_are_made_by_one_helper(
+    users: Users, customer: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One place makes a token and its hash (``_new_link``): a change to how tokens are made
+    reaches staff links too. A staff link is for the user, to the desk, once, 15 minutes."""
+    from openar.identity import magic
+
+    made: list[str] = []
+    real = magic._new_link
+
+    def spy(**kwargs: object) -> magic.IssuedLink:
+        issued = real(**kwargs)  # type: ignore[arg-type]
+        made.append("staff" if issued.link.user_id else "contact")
+        return issued
+
+    monkeypatch.setattr(magic, "_new_link", spy)
+    with scopes_disabled():
+        membership = Membership.objects.select_related("organization", "user").get(user=users.collector)
+    staff = magic.staff_magic_link_create(membership=membership)
+    contact = magic.magic_link_create(contact=make_contact(customer, "Pat", "pat@bolt.example"))
+
+    assert made == ["staff", "contact"]
+    link = staff.link
+    assert (link.user_id, link.contact_id, link.scope, link.target, link.max_uses) == (
+        users.collector.pk,
+        None,
+        "account",
+        "/desk/",
+        1,
+    )
+    assert link.expires_at == NOON + datetime.timedelta(minutes=15)
+    assert link.token_hash == magic.token_hash(staff.token) and len(staff.token) == len(contact.token)
+    with scopes_disabled():
+        assert MagicLink.objects.get(token_hash=magic.token_hash(staff.token)).pk == link.pk

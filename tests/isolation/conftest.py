@@ -12,6 +12,7 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -35,14 +36,18 @@ from factories import (
 )
 from openar.billing.models import CreditNote, Document, Invoice, InvoiceLine
 from openar.billing.services import LineInput
-from openar.customers.models import Activity, Contact, Customer, Hold
-from openar.customers.services import activity_record
+from openar.commitments.models import Plan, Promise
+from openar.commitments.services import plan_create, plan_quote, plan_terms, promise_create
+from openar.customers.models import Activity, Contact, Customer, Hold, Task
+from openar.customers.services import activity_record, task_create
 from openar.identity.magic import magic_link_create
 from openar.identity.models import User
 from openar.notifications.models import Channel, Message, MessageTemplate, Thread
 from openar.notifications.services import Draft, message_create, message_receive
-from openar.payments.models import Payment, ProviderAccount
+from openar.payments.autopay import autopay_enable, consent_text, setup_complete, setup_start
+from openar.payments.models import MethodSetup, Payment, ProviderAccount
 from openar.payments.online import choose_lines, payment_refund, payment_settings, payment_start
+from openar.payments.sandbox import setup_save
 from openar.reminders.models import DunningPolicy, DunningStep
 from openar.tenants.models import Creditor, Membership, Organization, Role
 
@@ -154,6 +159,10 @@ class Account:
     template: MessageTemplate  # the reminder setup of the organization (installed with it)
     policy: DunningPolicy
     step: DunningStep
+    setup: MethodSetup  # a card saved for autopay, and autopay on with it
+    promise: Promise  # a promise on the late invoice (replaced by the plan: cancelled)
+    plan: Plan  # a payment plan of the late invoice
+    task: Task  # an open task on the collectors' worklist (the desk's plans page can mark it done)
     activities: list[Activity] = field(default_factory=list)
 
     @property
@@ -183,6 +192,8 @@ class Account:
             f"{PDF_MARKER}{self.tag}",
             self.membership.user.email,
             self.message.subject,
+            self.promise.note,
+            self.task.summary,
         } - {""}
 
 
@@ -206,6 +217,10 @@ FILLERS: dict[str, Callable[[Account], int]] = {
     "message_id": lambda a: a.message.pk,
     "hold_id": lambda a: a.hold.pk,
     "thread_id": lambda a: a.thread.pk,
+    "setup_id": lambda a: a.setup.pk,
+    "promise_id": lambda a: a.promise.pk,
+    "plan_id": lambda a: a.plan.pk,
+    "task_id": lambda a: a.task.pk,
 }
 
 
@@ -302,6 +317,51 @@ def build_account(tag: str, customer: Customer) -> Account:
             summary=f"Internal note {tag}: call the controller",
             visibility=Activity.Visibility.INTERNAL,
         )
+        # A card saved at the sandbox's page, and autopay on with it.
+        setup, _ = setup_start(customer=customer, contact=contact, method="card", actor=None)
+        setup_save(setup.provider_setup_id, method="card", number="4242424242424242", expires=None)
+        saved = setup_complete(setup=setup, actor=None)
+        assert saved is not None
+        autopay_enable(
+            customer=customer,
+            method=saved,
+            agreed_text=consent_text(customer, saved),
+            contact=contact,
+            actor=None,
+            ip="127.0.0.1",
+        )
+        # Commitments: a promise on the late invoice, then a payment plan that replaces it,
+        # and a task on the collectors' worklist.
+        today = organization.today()
+        promise = promise_create(
+            customer=customer,
+            amount=Decimal("10.00"),
+            promised_date=today + timedelta(days=5),
+            invoices=[late],
+            note=f"Promise note {tag}",
+            contact=contact,
+            actor=None,
+            source="portal",
+        )
+        arrangement = {
+            "invoices": [late],
+            "down_payment": Decimal(0),
+            "frequency": "monthly",
+            "installment_count": 1,
+            "first_date": today,
+        }
+        plan = plan_create(
+            customer=customer,
+            **arrangement,
+            agreed_text=plan_terms(customer, plan_quote(customer=customer, **arrangement), None),
+            contact=contact,
+            actor=None,
+            ip=None,
+            source="portal",
+        )
+        task = task_create(
+            customer=customer, kind=Task.Kind.CALLBACK, summary=f"Call {tag} back", due_date=today
+        )
         lines = list(InvoiceLine.objects.filter(invoice__customer=customer).order_by("pk"))
         activities = list(Activity.objects.filter(customer=customer).order_by("pk"))
     return Account(
@@ -324,6 +384,10 @@ def build_account(tag: str, customer: Customer) -> Account:
         template=template,
         policy=policy,
         step=step,
+        setup=setup,
+        promise=promise,
+        plan=plan,
+        task=task,
         activities=activities,
     )
 

@@ -67,6 +67,10 @@ MARKERS: dict[str, Callable[[Account], str]] = {
     "message_id": lambda a: a.message.subject,
     "hold_id": lambda a: a.hold.reason,
     "thread_id": lambda a: a.thread.subject,
+    "setup_id": lambda a: a.customer.number,  # the saved card's label is the same everywhere
+    "promise_id": lambda a: a.promise.note,  # the desk shows staff the promise's note
+    "plan_id": lambda a: a.invoices[0].number,  # the plan's invoice
+    "task_id": lambda a: a.task.summary,
 }
 
 

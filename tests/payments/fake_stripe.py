@@ -9,6 +9,12 @@ bracketed keys, JSON answers, ``{"error": {...}}`` bodies with Stripe's types an
   URL and PaymentIntent (``pi_...``), ``payment_status: "unpaid"`` until ``mark_paid``.
 - ``GET /v1/checkout/sessions/{id}``: that session, or 404 ``resource_missing``.
 - ``GET /v1/checkout/sessions?payment_intent=...``: the list of sessions of that PaymentIntent.
+- ``POST /v1/customers``: a Customer (``cus_...``).
+- ``POST /v1/checkout/sessions`` with ``mode=setup``: a setup session with its SetupIntent;
+  ``save_method`` plays the customer saving a card or bank account there; reading it with
+  ``expand[]=setup_intent.payment_method`` shows the method.
+- ``POST /v1/payment_intents`` (off-session, confirmed): a charge of a saved method,
+  ``succeeded``, ``processing`` or declined (402 ``card_declined``) as the method was saved.
 - ``POST /v1/refunds``: a refund (``re_...``) of a paid session's PaymentIntent, no more than
   what is left to refund; its status is ``refund_status`` (``succeeded`` unless a test says
   ``pending``).
@@ -41,6 +47,8 @@ from urllib.parse import parse_qsl
 SESSIONS_PATH = "/v1/checkout/sessions"
 SESSION_PATH = re.compile(r"/v1/checkout/sessions/(?P<id>[A-Za-z0-9_]+)")
 REFUNDS_PATH = "/v1/refunds"
+CUSTOMERS_PATH = "/v1/customers"
+PAYMENT_INTENTS_PATH = "/v1/payment_intents"
 _KEY_PART = re.compile(r"\[([^\]]*)\]")
 
 # What Stripe answers for each status a test may ask for: (type, code, message).
@@ -86,6 +94,11 @@ class FakeStripe:
     requests: list[Received] = field(default_factory=list)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Saved payment methods (from ``save_method``) and what charging each does: "succeeded",
+    # "processing" (a bank debit), "declined" or "requires_action".
+    payment_methods: dict[str, dict[str, Any]] = field(default_factory=dict)
     _failures: deque[Failure] = field(default_factory=deque)
     # (secret key, idempotency key) → (the request's method, path and body, the answer).
     _answered: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
@@ -132,6 +145,22 @@ class FakeStripe:
         """The customer paid at the Checkout page."""
         with self._lock:
             self.sessions[session_id].update(payment_status="paid", status="complete")
+
+    def save_method(self, session_id: str, *, kind: str = "card", outcome: str = "succeeded") -> str:
+        """The customer saved a card (or bank account) at a setup-mode Checkout page."""
+        with self._lock:
+            session = self.sessions[session_id]
+            method_id = f"pm_{uuid.uuid4().hex[:24]}"
+            method: dict[str, Any] = {"id": method_id, "object": "payment_method", "type": kind}
+            if kind == "card":
+                method["card"] = {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2039}
+            else:
+                method["us_bank_account"] = {"bank_name": "STRIPE TEST BANK", "last4": "6789"}
+            method["customer"] = session["customer"]
+            self.payment_methods[method_id] = {**method, "outcome": outcome}
+            session.update(status="complete")
+            session["setup_intent_object"].update(status="succeeded", payment_method=method_id)
+            return method_id
 
     def received(self, method: str, path: str) -> list[Received]:
         with self._lock:
@@ -185,14 +214,95 @@ class FakeStripe:
             session = self.sessions.get(match["id"])
             if session is None:
                 return 404, _missing("checkout.session", match["id"], "session")
+            if session["mode"] == "setup":
+                return 200, self._setup_session(session, received.params.get("expand") or [])
             return 200, session
+        if received.method == "POST" and received.path == CUSTOMERS_PATH:
+            customer = {"id": f"cus_{uuid.uuid4().hex[:14]}", "object": "customer", **received.params}
+            self.customers[customer["id"]] = customer
+            return 200, customer
+        if received.method == "POST" and received.path == PAYMENT_INTENTS_PATH:
+            return self._create_payment_intent(received.params)
         if received.method == "POST" and received.path == REFUNDS_PATH:
             return self._create_refund(received.params)
         return 404, _error(
             "invalid_request_error", f"Unrecognized request URL ({received.method}: {received.path})."
         )
 
+    def _setup_session(self, session: dict[str, Any], expand: list[str]) -> dict[str, Any]:
+        """A setup session as Stripe shows it: ``setup_intent`` an id, or the object (with
+        its payment method) when asked to expand it."""
+        shown = {key: value for key, value in session.items() if key != "setup_intent_object"}
+        intent = dict(session["setup_intent_object"])
+        if "setup_intent" in expand or "setup_intent.payment_method" in expand:
+            method_id = intent.get("payment_method")
+            if "setup_intent.payment_method" in expand and method_id:
+                method = self.payment_methods[method_id]
+                intent["payment_method"] = {k: v for k, v in method.items() if k != "outcome"}
+            shown["setup_intent"] = intent
+        return shown
+
+    def _create_payment_intent(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        method = self.payment_methods.get(str(params.get("payment_method") or ""))
+        if method is None:
+            return 404, _missing("payment_method", str(params.get("payment_method")), "payment_method")
+        if method["customer"] != params.get("customer"):
+            return 400, _error("invalid_request_error", "The payment method belongs to another customer.")
+        if params.get("confirm") != "true" or params.get("off_session") != "true":
+            return 400, _error("invalid_request_error", "Expected an off-session, confirmed PaymentIntent.")
+        intent_id = f"pi_{uuid.uuid4().hex[:24]}"
+        if method["outcome"] == "declined":
+            return 402, {
+                "error": {
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "decline_code": "insufficient_funds",
+                    "message": "Your card has insufficient funds.",
+                    "payment_intent": {"id": intent_id, "status": "requires_payment_method"},
+                }
+            }
+        intent = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": int(params["amount"]),
+            "currency": params["currency"],
+            "customer": params["customer"],
+            "payment_method": method["id"],
+            "status": method["outcome"],
+            "metadata": params.get("metadata") or {},
+            "created": int(time.time()),
+        }
+        self.payment_intents[intent_id] = intent
+        return 200, intent
+
     def _create_session(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if params.get("mode") == "setup":
+            if not params.get("customer") or not params.get("success_url"):
+                return 400, _error("invalid_request_error", "Setup mode needs a customer and success_url.")
+            session_id = f"cs_test_{uuid.uuid4().hex}"
+            setup = {
+                "id": session_id,
+                "object": "checkout.session",
+                "mode": "setup",
+                "url": f"https://checkout.stripe.com/c/setup/{session_id}",
+                "customer": params["customer"],
+                "status": "open",
+                "metadata": params.get("metadata") or {},
+                "payment_intent": None,
+                "setup_intent": f"seti_{uuid.uuid4().hex[:24]}",
+                "success_url": params["success_url"],
+                "cancel_url": params.get("cancel_url"),
+                "created": int(time.time()),
+            }
+            setup["setup_intent_object"] = {
+                "id": setup["setup_intent"],
+                "object": "setup_intent",
+                "status": "requires_payment_method",
+                "payment_method": None,
+                "customer": params["customer"],
+            }
+            self.sessions[session_id] = setup
+            return 200, self._setup_session(setup, [])
         if params.get("mode") != "payment":
             return 400, _error("invalid_request_error", "Missing mode.", "parameter_missing", "mode")
         if not params.get("success_url"):

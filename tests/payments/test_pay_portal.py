@@ -102,9 +102,21 @@ def only_payment() -> Payment:
 
 
 def page(client: Client, path: str) -> str:
-    response = client.get(path)
+    """The page at ``path``, through its redirects (the provider's return address leads on to
+    the payment's page)."""
+    response = client.get(path, follow=True)
     assert response.status_code == 200, (path, response.status_code)
     return text_of(response.content)
+
+
+def back_at(client: Client, response: HttpResponseBase) -> str:
+    """Where the provider's page sends the customer back to, once the portal has taken it
+    (the checkout's return address, then the payment's page)."""
+    assert response.status_code == 302, response.status_code
+    assert response["Location"].startswith(f"{PAY}?checkout="), response["Location"]
+    returned = client.get(response["Location"])
+    assert returned.status_code == 302
+    return str(returned["Location"])
 
 
 def pdf_text(data: bytes) -> str:
@@ -278,7 +290,7 @@ def test_paying_with_the_test_card_pays_the_invoices_and_sends_the_receipt(
         paid = pay_card(client, path)
 
     payment = only_payment()
-    assert (paid.status_code, paid["Location"]) == (302, f"/portal/pay/{payment.pk}/")
+    assert back_at(client, paid) == f"/portal/pay/{payment.pk}/"
     assert payment.state == "succeeded"
     assert fresh(invoices["late"]).open_amount == 0 and fresh(invoices["later"]).open_amount == 0
     assert fresh(invoices["next"]).open_amount == dec("80.00")
@@ -386,7 +398,7 @@ def test_a_card_that_asks_for_authentication(client: Client, invoices: dict[str,
     assert asked.status_code == 200 and "Confirm it is you" in text_of(asked.content)
     approved = client.post(f"{path}challenge/", {"answer": "approve"})
 
-    assert approved["Location"] == f"/portal/pay/{only_payment().pk}/"
+    assert back_at(client, approved) == f"/portal/pay/{only_payment().pk}/"
     assert only_payment().state == "succeeded"
     assert fresh(invoices["late"]).open_amount == 0
 
@@ -589,3 +601,22 @@ def test_without_a_provider_or_the_sandbox_the_pay_page_says_how_else_to_pay(
     response = signed_in(users.customer).get("/portal/pay/")
     assert response.status_code == 503
     assert "does not take payments online yet" in text_of(response.content)
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("12,50", "Use a point before the decimals, and commas only between thousands"),
+        ("10.005", "decimals"),
+        ("-20", ""),
+    ],
+)
+def test_amounts_are_read_like_the_desk_reads_them(client: Client, typed: str, message: str) -> None:
+    refused = review(client, mode="amount", amount=typed)
+    assert refused.status_code == 400
+    assert message in text_of(refused.content)
+
+
+def test_an_amount_with_thousands_and_a_sign_is_taken(client: Client) -> None:
+    reviewed = review(client, mode="amount", amount="$150.00")
+    assert reviewed.status_code == 200 and "Total to pay $150.00" in text_of(reviewed.content)

@@ -343,3 +343,28 @@ def test_a_failure_after_the_payment_row_leaves_nothing_behind(
     assert row_counts() == before
     assert _open(a, b, c) == [dec("100.00"), dec("200.00"), dec("50.00")]
     assert [fresh(i).closed_at for i in (a, b, c)] == [None, None, None]
+
+
+def test_recording_allocates_through_the_rule_online_payments_follow(
+    customer: Customer, three: tuple[Invoice, Invoice, Invoice], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cheques and online payments are applied by one function (``online.allocate``, each
+    part capped by what the invoice has open at that moment), not by two loops that could
+    drift apart."""
+    from openar.payments import online, services
+
+    a, b, c = three
+    calls: list[list[tuple[str, Decimal]]] = []
+
+    def spy(payment: Payment, plan: list[tuple[Invoice, Decimal]]) -> list[tuple[Invoice, Decimal]]:
+        calls.append([(invoice.number, part) for invoice, part in plan])
+        return online.allocate(payment, plan)
+
+    monkeypatch.setattr(services, "allocate", spy)
+    oldest_first = record_payment(customer, "150.00")
+    as_told = record_payment(customer, "30.00", allocations=[(c, "30.00")])
+
+    assert calls == [[("INV-A", dec("100.00")), ("INV-B", dec("50.00"))], [("INV-C", dec("30.00"))]]
+    assert _allocations(oldest_first) == [("INV-A", dec("100.00")), ("INV-B", dec("50.00"))]
+    assert _allocations(as_told) == [("INV-C", dec("30.00"))]
+    assert _open(a, b, c) == [Decimal(0), dec("150.00"), dec("20.00")]

@@ -440,7 +440,7 @@ def test_without_email_codes_in_the_policy_nothing_is_sent(
         response = client.post(STEP_UP, {"send": "1", "next": DETAILS})
 
     assert response.status_code == 200
-    assert "Changing your details needs a full sign-in" in text_of(response.content)
+    assert "This change needs a full sign-in" in text_of(response.content)
     assert callbacks == []
     assert mail.outbox == []
     assert events() == events_before

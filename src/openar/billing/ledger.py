@@ -113,14 +113,14 @@ _CHECKS: list[tuple[str, str, str]] = [
     (
         "payment",
         "allocations exceed what the payment has for invoices (its amount without the method's fee, "
-        "less refunds), or a payment that did not succeed is allocated",
+        "less refunds and what a dispute took back), or a payment that did not succeed is allocated",
         """
         SELECT p.organization_id, p.id, p.reference, p.amount, a.applied
         FROM payments_payment p
         JOIN (SELECT payment_id, SUM(amount) AS applied FROM payments_allocation
               WHERE reversed_at IS NULL AND payment_id IS NOT NULL GROUP BY payment_id) a
           ON a.payment_id = p.id
-        WHERE (a.applied - (p.amount - p.fee_amount - p.refunded_amount) > 0.00005
+        WHERE (a.applied - (p.amount - p.fee_amount - p.refunded_amount - p.returned_amount) > 0.00005
                OR p.state <> 'succeeded') {org_p}
         """,
     ),

@@ -115,7 +115,7 @@ def invoices_visible(
     invoices = Invoice.objects.filter(customer=customer)
     if link_scope == "invoice":
         return invoices.filter(pk=invoice_id) if invoice_id is not None else invoices.none()
-    if link_scope == "past_due":
+    if link_scope in ("past_due", "pay"):
         return invoices.filter(open_amount__gt=0, due_date__lt=today)
     return invoices
 

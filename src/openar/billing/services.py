@@ -16,6 +16,7 @@ from openar.billing.ledger import invoice_apply, invoices_lock
 from openar.billing.models import CreditNote, Document, Invoice, InvoiceLine
 from openar.core.audit import log_event
 from openar.core.errors import ServiceError
+from openar.core.files import atomic_with_files, file_saved
 from openar.core.money import format_money, quantize
 from openar.customers.models import Activity, Customer
 from openar.customers.services import activity_record
@@ -193,12 +194,14 @@ def document_store(
     actor: User | None = None,
 ) -> Document:
     """Keep a document for ``customer`` (optionally about one of its invoices). The file is
-    saved through Django's storage API under a name the server generates."""
+    saved through Django's storage API under a name the server generates, before its row;
+    should the transaction roll back, ``atomic_with_files`` blocks (this one, and the
+    caller's) delete it again."""
     if kind not in Document.Kind.values:
         raise ServiceError(f"Unknown document type {kind!r}.", field="kind")
     if invoice is not None and invoice.customer_id != customer.pk:
         raise ServiceError("A document can only be attached to the customer's own invoice.", field="invoice")
-    with transaction.atomic():
+    with atomic_with_files():
         document = Document(
             organization_id=customer.organization_id,
             customer=customer,
@@ -213,6 +216,7 @@ def document_store(
             uploaded_by=actor if actor is not None and actor.is_authenticated else None,
         )
         document.file.save(document.filename, ContentFile(content), save=False)
+        file_saved(document.file.storage, str(document.file.name))
         document.save()
         log_event(
             "openar.document.stored",

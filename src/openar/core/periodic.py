@@ -40,6 +40,9 @@ JOBS: tuple[Job, ...] = (
     Job("reminders", datetime.timedelta(minutes=15), "openar.reminders.engine.run_all"),
     Job("sandbox-events", datetime.timedelta(minutes=1), "openar.payments.sandbox.deliver_due"),
     Job("payments-expire", datetime.timedelta(hours=1), "openar.payments.online.expire_abandoned"),
+    Job("autopay", datetime.timedelta(hours=1), "openar.payments.autopay.charge_due"),
+    Job("promises", datetime.timedelta(hours=1), "openar.commitments.services.promises_run"),
+    Job("installments", datetime.timedelta(hours=1), "openar.commitments.services.installments_run"),
     Job(
         "deactivate-inactive",
         datetime.timedelta(days=1),

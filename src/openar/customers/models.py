@@ -130,6 +130,7 @@ class Activity(TenantModel):
         CREDIT = "credit", "Credit note"
         PAYMENT = "payment", "Payment"
         STATUS = "status", "Status change"
+        COMMITMENT = "commitment", "Promise or payment plan"
 
     class Visibility(models.TextChoices):
         INTERNAL = "internal", "Staff only"
@@ -157,3 +158,50 @@ class Activity(TenantModel):
 
     def __str__(self) -> str:
         return self.summary
+
+
+class Task(TenantModel):
+    """An item of a collector's worklist: something a person must do about a customer (call
+    after a broken promise, approve a payment plan, call back). Created by the services that
+    notice it; done by staff. ``source_type``/``source_id`` name the object it is about
+    (``"commitments.promise"``, ``"42"``) without tying this app to the apps that create
+    tasks."""
+
+    class Kind(models.TextChoices):
+        BROKEN_PROMISE = "broken_promise", "Broken promise"
+        MISSED_INSTALLMENT = "missed_installment", "Missed installment"
+        PLAN_APPROVAL = "plan_approval", "Payment plan to approve"
+        CALLBACK = "callback", "Call back"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="tasks")
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    summary = models.CharField(max_length=300)
+    body = models.TextField(blank=True)
+    due_date = models.DateField(help_text="The organization's local date by which it should be done.")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty: anyone on the desk (the customer had no assigned collector).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source_type = models.CharField(max_length=60, blank=True, help_text='e.g. "commitments.promise"')
+    source_id = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "done_at", "due_date"], name="task_org_open"),
+            models.Index(fields=["assigned_to", "done_at", "due_date"], name="task_assignee_open"),
+            models.Index(fields=["customer", "done_at"], name="task_customer_open"),
+            models.Index(fields=["source_type", "source_id"], name="task_source"),
+        ]
+        ordering = ["due_date", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.summary}"

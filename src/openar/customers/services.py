@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db import transaction
 from django.utils import timezone
 
 from openar.core.audit import log_event
 from openar.core.errors import ServiceError
-from openar.customers.models import Activity, Contact, Customer, Hold
+from openar.customers.models import Activity, Contact, Customer, Hold, Task
 from openar.identity.models import User
 
 
@@ -92,6 +92,33 @@ def contact_update(
             },
         )
     return locked
+
+
+# The field that flags a channel's address as not working (a letter's is the customer's).
+ADDRESS_PROBLEM_FIELDS = {"email": "email_problem", "sms": "phone_problem"}
+
+
+def contact_flag_address(*, contact_id: int, channel: str, problem: str) -> bool:
+    """Flag the contact's email or phone as not working (a bounce, a refused number), for
+    staff to fix. Reminders skip a flagged address until someone changes it. Audited when
+    the flag changes; returns whether it did. Callers run it inside their transaction."""
+    field = ADDRESS_PROBLEM_FIELDS.get(channel)
+    if field is None:
+        return False
+    problem = problem[:200]
+    contact = Contact.objects.select_related("customer__organization").filter(pk=contact_id).first()
+    if contact is None:
+        return False
+    same = Contact.objects.filter(pk=contact_id)
+    changed = bool(same.exclude(**{field: problem}).update(**{field: problem}))
+    if changed:
+        log_event(
+            "openar.contact.address_flagged",
+            organization=contact.customer.organization,
+            obj=contact,
+            data={"channel": channel, "problem": problem},
+        )
+    return changed
 
 
 def hold_place(
@@ -202,3 +229,76 @@ def contact_sms_consent_set(*, contact: Contact, consent: bool, keyword: str, me
             )
         contact.consent_sms = consent
     return changed
+
+
+def task_create(
+    *,
+    customer: Customer,
+    kind: str,
+    summary: str,
+    due_date: date,
+    body: str = "",
+    assigned_to: User | None = None,
+    source_type: str = "",
+    source_id: object = "",
+    actor: User | None = None,
+) -> Task:
+    """Put an item on the collectors' worklist (callers run it inside their transaction).
+    ``assigned_to`` defaults to the customer's assigned collector (none: anyone on the desk).
+    ``source_type``/``source_id`` name what it is about (``"commitments.promise"``, 42)."""
+    if kind not in Task.Kind.values:
+        raise ValueError(f"unknown task kind {kind!r}")
+    task = Task.objects.create(
+        organization_id=customer.organization_id,
+        customer=customer,
+        kind=kind,
+        summary=summary.strip()[:300],
+        body=body,
+        due_date=due_date,
+        assigned_to=assigned_to if assigned_to is not None else customer.assigned_collector,
+        source_type=source_type[:60],
+        source_id=str(source_id)[:40],
+    )
+    log_event(
+        "openar.task.created",
+        organization=customer.organization,
+        obj=task,
+        actor=actor,
+        data={
+            "customer": customer.pk,
+            "kind": kind,
+            "summary": task.summary,
+            "assigned_to": task.assigned_to_id,
+            "source": f"{task.source_type}:{task.source_id}" if task.source_type else "",
+        },
+    )
+    return task
+
+
+def task_done(*, task: Task, actor: User | None) -> bool:
+    """Mark a task done (by ``actor``; None: the system, when what it was about ended, e.g.
+    the plan it asked to approve was approved). False when it was done already."""
+    with transaction.atomic():
+        changed = Task.objects.filter(pk=task.pk, done_at__isnull=True).update(
+            done_at=timezone.now(), done_by=actor if actor is not None and actor.is_authenticated else None
+        )
+        if changed:
+            log_event(
+                "openar.task.done",
+                organization=task.customer.organization,
+                obj=task,
+                actor=actor,
+                data={"kind": task.kind},
+            )
+    return bool(changed)
+
+
+def tasks_done_for(*, source_type: str, source_id: object, kinds: list[str], actor: User | None) -> int:
+    """Mark done the open tasks of ``kinds`` about one object (the plan was approved or
+    cancelled: nobody needs to approve it any more). Returns how many."""
+    done = 0
+    for task in Task.objects.filter(
+        source_type=source_type, source_id=str(source_id), kind__in=kinds, done_at__isnull=True
+    ).select_related("customer__organization"):
+        done += task_done(task=task, actor=actor)
+    return done

@@ -1,5 +1,5 @@
 """Desk actions that steer collection on one customer: which reminder policy it follows,
-and holds (pause reminders until released or until a date)."""
+holds (pause reminders until released or until a date), and turning autopay off."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from openar.core.errors import ServiceError
 from openar.customers.models import Customer, Hold
 from openar.customers.services import customer_segment_set, hold_place, hold_release
+from openar.payments.autopay import autopay_disable
 from openar.reminders.models import DunningPolicy
 from openar.tenants.access import actor_of, require
 from openar.tenants.permissions import Perm
@@ -76,4 +77,19 @@ def hold_end(request: HttpRequest, customer_id: int, hold_id: int) -> HttpRespon
     hold = get_object_or_404(Hold, pk=hold_id, customer=customer)
     if hold_release(hold=hold, actor=actor_of(request)):
         messages.success(request, "Hold released: reminders resume when they are due.")
+    return _back(customer)
+
+
+@require_POST
+@collector_required
+def autopay_off(request: HttpRequest, customer_id: int) -> HttpResponse:
+    """Staff turn a customer's autopay off (the customer asked by phone, a dispute, ...): the
+    customer is told by email, and only they can turn it on again (their consent)."""
+    customer = get_object_or_404(Customer, pk=customer_id)
+    reason = str(request.POST.get("reason", "")).strip()[:200]
+    if not reason:
+        messages.error(request, "Say why automatic payments are turned off: the customer is told.")
+        return _back(customer)
+    autopay_disable(customer=customer, actor=actor_of(request), reason=reason)
+    messages.success(request, f"Automatic payments of {customer.name} are off; the customer is told.")
     return _back(customer)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -13,7 +12,7 @@ from django.core import validators
 from django.db.models import QuerySet
 
 from openar.billing.models import Invoice
-from openar.core.money import exponent, format_money
+from openar.core.money import MAX_TYPED_DIGITS, exponent, format_money, parse_amount
 from openar.customers.models import LANGUAGES
 from openar.identity.models import MagicLink
 from openar.notifications.models import Channel, Message
@@ -280,31 +279,28 @@ class ReminderSettingsForm(forms.Form):
 
 # --- payments -------------------------------------------------------------------------------------
 
-_AMOUNT = re.compile(r"\d{1,15}(?:\.\d+)?")
-
 
 class AmountField(forms.DecimalField):
-    """An amount of money typed by staff, in the currency's minor unit at most.
-
-    Only digits with an optional decimal point are taken: a thousands separator or a decimal
-    comma is refused rather than guessed ("12,50" and "1,250" read differently in different
-    countries, and a wrong guess moves money), and so are signs and exponents.
+    """An amount of money typed by staff, read by ``openar.core.money.parse_amount``: the
+    rule the customer's pay page follows too, so that "$1,234.50" means the same on both
+    sides, and anything that could be read two ways ("12,50") is refused rather than guessed.
     """
 
     def __init__(self, *, currency: str, **kwargs: Any) -> None:
         places = exponent(currency)
-        self.example = "1234" if places == 0 else "1234." + "5".ljust(places, "0")
+        self.currency = currency
         kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
-        super().__init__(max_digits=15 + places, decimal_places=places, **kwargs)
-        self.widget.attrs["maxlength"] = 20
+        super().__init__(max_digits=MAX_TYPED_DIGITS + places, decimal_places=places, **kwargs)
+        self.widget.attrs["maxlength"] = 40
 
     def to_python(self, value: Any) -> Decimal | None:  # type: ignore[override]
         text = str(value if value is not None else "").strip()
         if text in self.empty_values:
             return None
-        if not _AMOUNT.fullmatch(text):
-            raise forms.ValidationError(f"Enter the amount in digits, like {self.example}.", code="invalid")
-        return super().to_python(text)
+        try:
+            return parse_amount(text, self.currency)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
 
 
 PAYMENT_STATE_FILTERS = [

@@ -67,6 +67,7 @@ from __future__ import annotations
 import csv
 import datetime
 import re
+import uuid
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
@@ -184,7 +185,11 @@ def with_credit(payments: QuerySet[Payment], *, credit_only: bool = False) -> Qu
         credit=Case(
             When(
                 state=Payment.State.SUCCEEDED,
-                then=F("amount") - F("fee_amount") - F("refunded_amount") - F("applied_total"),
+                then=F("amount")
+                - F("fee_amount")
+                - F("refunded_amount")
+                - F("returned_amount")
+                - F("applied_total"),
             ),
             default=Value(Decimal(0)),
             output_field=MoneyField(),
@@ -226,7 +231,9 @@ def _credit_totals() -> list[dict[str, object]]:
     payment's credit rounded first (SQLite would sum in floating point)."""
     totals: dict[str, tuple[Decimal, int]] = {}
     holding = with_credit(Payment.objects.filter(state=Payment.State.SUCCEEDED), credit_only=True)
-    for payment in holding.only("currency", "state", "amount", "fee_amount", "refunded_amount"):
+    for payment in holding.only(
+        "currency", "state", "amount", "fee_amount", "refunded_amount", "returned_amount"
+    ):
         total, count = totals.get(payment.currency, (Decimal(0), 0))
         totals[payment.currency] = (total + credit_of(payment), count + 1)
     return [
@@ -315,13 +322,22 @@ def _pending_refunds(payment: Payment) -> Decimal:
     return sum((Decimal(str(amount)) for amount in amounts), Decimal(0))
 
 
+def _unsent_refund(payment: Payment) -> Refund | None:
+    """A refund recorded but never accepted by the provider (its call failed: no provider id
+    yet). ``payment_refund`` sends exactly that one again, with its idempotency key, when
+    asked for the same amount, and refuses any other refund until then."""
+    if payment.state != Payment.State.SUCCEEDED or not payment.provider:
+        return None
+    return payment.refunds.filter(state=Refund.State.PENDING, provider_refund_id="").order_by("pk").first()
+
+
 def _refundable(payment: Payment) -> Decimal:
     """What may still be refunded. ``payment_refund`` counts only refunds that went through;
     one still pending at the provider counts here too, so that a second click (or a second
     person) cannot ask the provider to give back more than was paid."""
     if payment.state != Payment.State.SUCCEEDED:
         return Decimal(0)
-    left = payment.amount - payment.refunded_amount - _pending_refunds(payment)
+    left = payment.amount - payment.refunded_amount - payment.returned_amount - _pending_refunds(payment)
     return max(Decimal(0), quantize(left, payment.currency))
 
 
@@ -377,7 +393,17 @@ def _detail(
     credit = unapplied(payment)
     refundable = _refundable(payment)
     can_collect = _access(request).can(Perm.DESK_COLLECT)
-    if refund_form is None and can_collect and refundable > 0:
+    unsent = _unsent_refund(payment)
+    retry = None
+    if unsent is not None and can_collect:
+        # The refund form's fields, filled with that refund: the service sends it again.
+        retry = {
+            "amount": format(quantize(unsent.amount, currency), "f"),
+            "reason": unsent.reason or "Sent again",
+            "once": uuid.uuid4().hex,
+        }
+    # While one refund could not be sent, no other may be asked for: only that one, again.
+    if refund_form is None and can_collect and refundable > 0 and unsent is None:
         refund_form = RefundForm(prefix="refund", currency=currency, initial={"amount": refundable})
     if apply_form is None and can_collect and credit > 0:
         invoices = _form_invoices(payment.customer, currency, {}, "apply")
@@ -401,6 +427,8 @@ def _detail(
             "events": list(ProviderEvent.objects.filter(payment=payment).order_by("received_at", "pk")),
             "refunds": list(payment.refunds.select_related("created_by").order_by("created_at", "pk")),
             "refund_form": refund_form,
+            "unsent_refund": unsent,
+            "retry": retry,
             "apply_form": apply_form,
             "apply_rows": _invoice_rows(apply_form) if apply_form is not None else [],
             "can_collect": can_collect,
@@ -425,7 +453,9 @@ def payment_refund_view(request: HttpRequest, payment_id: int) -> HttpResponse:
     if form.is_valid():
         amount: Decimal = form.cleaned_data["amount"]
         limit = _refundable(payment)
-        if payment.state == Payment.State.SUCCEEDED and amount > limit:
+        # With a refund that could not be sent, the limit counts it as pending and would
+        # refuse sending it again: the service decides (that one again, or nothing else).
+        if payment.state == Payment.State.SUCCEEDED and amount > limit and _unsent_refund(payment) is None:
             pending = _pending_refunds(payment)
             form.add_error(
                 "amount",
@@ -453,11 +483,12 @@ def payment_refund_view(request: HttpRequest, payment_id: int) -> HttpResponse:
             except ProviderError as exc:
                 # The provider's answer, not the person's input. The refund is recorded,
                 # pending, and may have reached the provider: the token stays taken, and the
-                # pending amount counts against any new refund.
+                # pending amount counts against any new refund. The page offers to send that
+                # refund again (same idempotency key: the provider refunds it once).
                 form.add_error(
                     None,
                     f"The payment provider did not answer as expected: {exc.message} The refund is "
-                    "listed below as pending; check with the provider before refunding again.",
+                    "listed below as pending: check with the provider, then send it again from there.",
                 )
                 status = 502
             else:

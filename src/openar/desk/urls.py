@@ -2,6 +2,7 @@ from django.urls import path
 
 from openar.desk import (
     collection,
+    commitments,
     contacts,
     inbox,
     outbox,
@@ -33,9 +34,35 @@ urlpatterns = [
     path("customers/<int:customer_id>/invite/", contacts.invite, name="customer_invite"),
     path("customers/<int:customer_id>/segment/", collection.segment_set, name="customer_segment"),
     path("customers/<int:customer_id>/holds/", collection.hold_create, name="hold_create"),
+    path("customers/<int:customer_id>/autopay/off/", collection.autopay_off, name="autopay_off"),
     path(
         "customers/<int:customer_id>/holds/<int:hold_id>/release/", collection.hold_end, name="hold_release"
     ),
+    path("customers/<int:customer_id>/promises/new/", commitments.promise_new, name="promise_new"),
+    path(
+        "customers/<int:customer_id>/promises/<int:promise_id>/cancel/",
+        commitments.promise_cancel_view,
+        name="promise_cancel",
+    ),
+    path("customers/<int:customer_id>/plans/new/", commitments.plan_new, name="plan_new"),
+    path(
+        "customers/<int:customer_id>/plans/<int:plan_id>/approve/",
+        commitments.plan_approve_view,
+        name="plan_approve",
+    ),
+    path(
+        "customers/<int:customer_id>/plans/<int:plan_id>/change/",
+        commitments.plan_change_view,
+        name="plan_change",
+    ),
+    path(
+        "customers/<int:customer_id>/plans/<int:plan_id>/cancel/",
+        commitments.plan_cancel_view,
+        name="plan_cancel",
+    ),
+    path("promises/", commitments.promises, name="promises"),
+    path("plans/", commitments.plans, name="plans"),
+    path("tasks/<int:task_id>/done/", commitments.task_done_view, name="task_done"),
     path("customers/<int:customer_id>/view-as/", contacts.view_as_start, name="view_as_start"),
     path("view-as/stop/", contacts.view_as_stop, name="view_as_stop"),
     path("inbox/", inbox.inbox, name="inbox"),

@@ -15,6 +15,8 @@ from openar.billing.models import Document, Invoice
 from openar.billing.presenters import document_response, invoice_row, statement_pdf_response
 from openar.core.money import format_money
 from openar.customers.models import Customer
+from openar.desk.commitments import customer_card
+from openar.payments.autopay import autopay_summary, saved_methods
 from openar.reminders.models import DunningPolicy
 from openar.tenants.access import staff_required
 from openar.tenants.models import Organization
@@ -95,6 +97,9 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
             "statuses": [("open", "Open"), ("past_due", "Past due"), ("paid", "Paid"), ("all", "All")],
             "contacts": list(customer.contacts.all()),
             "payments": list(selectors.customer_payments(customer)[:10]),
+            "autopay": autopay_summary(customer),
+            "commitments": customer_card(customer),
+            "saved_methods": saved_methods(customer),
             "credit_notes": list(selectors.customer_credit_notes(customer)[:10]),
             "documents": list(selectors.customer_documents(customer, for_customer=False)[:20]),
             "timeline": list(

@@ -39,7 +39,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def magic_link_url(token: str) -> str:
+def magic_link_url(token: str, scope_: str = "") -> str:
+    """The address of a link: a pay-page link is ``/pay/<token>/`` (what a past-due payer
+    sees in a reminder), every other ``/l/<token>/``; both open the same way."""
+    if scope_ == MagicLink.Scope.PAY:
+        return f"{settings.SITE_URL}/pay/{token}/"
     return f"{settings.SITE_URL}/l/{token}/"
 
 
@@ -48,12 +52,15 @@ def _default_target(scope_: str, invoice: Invoice | None) -> str:
         return f"/portal/invoices/{invoice.pk}/"
     if scope_ == MagicLink.Scope.PAST_DUE:
         return "/portal/invoices/?status=past_due"
+    if scope_ == MagicLink.Scope.PAY:
+        return "/pay/"
     return "/portal/"
 
 
-def portal_path(target: str) -> bool:
-    """A path inside /portal/ on this site: no scheme or host, no backslash or control
-    character, and no "." or ".." segment, even percent-encoded."""
+def portal_path(target: str, door: str = "/portal/") -> bool:
+    """A path inside ``door`` (/portal/, or /pay/ for a pay-page link) on this site: no
+    scheme or host, no backslash or control character, and no "." or ".." segment, even
+    percent-encoded."""
     if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
         return False
     parts = urlsplit(target)
@@ -62,7 +69,7 @@ def portal_path(target: str) -> bool:
     path = unquote(parts.path)
     if "\\" in path or any(segment in (".", "..") for segment in path.split("/")):
         return False
-    return path.startswith("/portal/")
+    return path.startswith(door)
 
 
 @dataclass(frozen=True)
@@ -72,12 +79,13 @@ class IssuedLink:
 
     @property
     def url(self) -> str:
-        return magic_link_url(self.token)
+        return magic_link_url(self.token, self.link.scope)
 
 
 def _new_link(
     *,
-    contact: Contact,
+    contact: Contact | None = None,
+    membership: Membership | None = None,
     scope_: str,
     invoice: Invoice | None,
     target: str,
@@ -86,23 +94,53 @@ def _new_link(
     max_uses: int | None,
     policy: SecurityPolicy | None = None,
 ) -> IssuedLink:
+    """An unsaved link, and its token, for a customer's ``contact`` or for a staff
+    ``membership``'s user: the one place a token is made and hashed, so that contact and
+    staff links cannot drift apart. A contact's link leads into the portal; a staff link
+    to the desk. ``ttl`` and ``max_uses`` default to the organization's policy."""
+    if (contact is None) == (membership is None):
+        raise ValueError("A link is for a contact or for a staff membership.")
     if scope_ not in MagicLink.Scope.values:
         raise ServiceError(f"Unknown link scope {scope_!r}.", field="scope")
-    if scope_ == MagicLink.Scope.INVOICE and (invoice is None or invoice.customer_id != contact.customer_id):
-        raise ServiceError("A link to one invoice needs one of the contact's own invoices.", field="invoice")
-    if target and not portal_path(target):
-        raise ServiceError("A link can only lead into the customer portal.", field="target")
-    policy = policy or policy_for(contact.customer.organization)
+    if contact is not None:
+        if scope_ == MagicLink.Scope.INVOICE and (
+            invoice is None or invoice.customer_id != contact.customer_id
+        ):
+            raise ServiceError(
+                "A link to one invoice needs one of the contact's own invoices.", field="invoice"
+            )
+        door = "/pay/" if scope_ == MagicLink.Scope.PAY else "/portal/"
+        if target and not portal_path(target, door):
+            raise ServiceError(
+                "A pay-page link can only lead to the pay page."
+                if scope_ == MagicLink.Scope.PAY
+                else "A link can only lead into the customer portal.",
+                field="target",
+            )
+        organization_id = contact.organization_id
+        target = target or _default_target(scope_, invoice)
+    else:
+        assert membership is not None  # noqa: S101  (checked above; for the type checker)
+        organization_id = membership.organization_id
+        target = STAFF_LINK_TARGET
+    if max_uses is None or ttl is None:
+        if policy is None:
+            owner = contact.customer if contact is not None else membership
+            assert owner is not None  # noqa: S101  (checked above; for the type checker)
+            policy = policy_for(owner.organization)
+        max_uses = max_uses or policy.magic_link_max_uses
+        ttl = ttl or datetime.timedelta(days=policy.magic_link_days)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     link = MagicLink(
-        organization_id=contact.organization_id,
+        organization_id=organization_id,
         token_hash=token_hash(token),
         contact=contact,
+        user=membership.user if membership is not None else None,
         scope=scope_,
         invoice=invoice if scope_ == MagicLink.Scope.INVOICE else None,
-        target=target or _default_target(scope_, invoice),
-        max_uses=max_uses or policy.magic_link_max_uses,
-        expires_at=timezone.now() + (ttl or datetime.timedelta(days=policy.magic_link_days)),
+        target=target,
+        max_uses=max_uses,
+        expires_at=timezone.now() + ttl,
         created_by=created_by if created_by is not None and created_by.is_authenticated else None,
     )
     return IssuedLink(link, token)
@@ -332,16 +370,16 @@ def staff_link_memberships(user: User) -> list[Membership]:
 def staff_magic_link_create(*, membership: Membership, ip: str | None = None) -> IssuedLink:
     """A single-use link that signs a staff user in for 15 minutes. It replaces the
     password only: a second factor the person has is still asked for at sign-in."""
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    link = MagicLink(
-        organization_id=membership.organization_id,
-        token_hash=token_hash(token),
-        user=membership.user,
-        scope=MagicLink.Scope.ACCOUNT,
+    issued = _new_link(
+        membership=membership,
+        scope_=MagicLink.Scope.ACCOUNT,
+        invoice=None,
         target=STAFF_LINK_TARGET,
+        created_by=None,
+        ttl=STAFF_LINK_TTL,
         max_uses=1,
-        expires_at=timezone.now() + STAFF_LINK_TTL,
     )
+    link = issued.link
     with transaction.atomic():
         link.save()
         log_event(
@@ -351,7 +389,7 @@ def staff_magic_link_create(*, membership: Membership, ip: str | None = None) ->
             data={"user": membership.user_id, "staff": True, "expires_at": link.expires_at.isoformat()},
             ip=ip,
         )
-    return IssuedLink(link, token)
+    return issued
 
 
 def staff_magic_link_send(*, issued: IssuedLink) -> None:

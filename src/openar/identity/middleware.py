@@ -4,8 +4,10 @@
 allauth reports an authenticator added, removed or reset, or a password changed or set. Left
 alone, allauth's own write has committed by then, so a failure in our handler would leave a
 new authenticator, or a new password, that the audit log never heard of. This middleware runs
-the POSTs of allauth's MFA pages (``/accounts/2fa/...``) and of the password change and set
-pages in one ``transaction.atomic()``, so that both are written or neither is.
+the POSTs of allauth's MFA pages (``/accounts/2fa/...``), of the password change and set
+pages, and of the page that sets a new password from an emailed reset link
+(``/accounts/password/reset/key/...``) in one ``transaction.atomic()``, so that both are
+written or neither is.
 
 Two details make that true rather than merely look true:
 
@@ -17,7 +19,14 @@ Two details make that true rather than merely look true:
   callbacks of allauth's are run before the commit instead, so that our handler writes in
   the same transaction and its failure undoes the change. This reads the connection's list
   of pending callbacks (``connection.run_on_commit``, internal to Django, unchanged from 4.2
-  to 5.2). Callbacks registered by anything else keep running after the commit.
+  to 5.2): Django offers no public way to run a callback before the commit it waits for.
+  Callbacks registered by anything else keep running after the commit.
+
+Because that list is internal, its use fails loudly rather than quietly: the middleware
+refuses to start on a Django outside the versions it was checked against
+(``VERIFIED_DJANGO``), and an entry that is not Django's triple stops the request (which
+then rolls back) instead of being passed over, which would let allauth's callbacks run
+after the commit again.
 """
 
 from __future__ import annotations
@@ -26,7 +35,10 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
-from django.db import transaction
+import django
+from allauth.account import app_settings as account_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -37,6 +49,15 @@ logger = logging.getLogger(__name__)
 # recovery codes; also the code step of sign-in, whose audit rows gain the same guarantee),
 # and changing or setting the password.
 ACCOUNT_CHANGE_URL_NAMES = ("mfa_index", "account_change_password", "account_set_password")
+# Setting a new password from a reset: the page of the emailed link (its address carries the
+# key, so its prefix is taken), or, when allauth resets by code, the page that completes it.
+RESET_FROM_KEY_URL_NAME = "account_reset_password_from_key"
+RESET_BY_CODE_URL_NAME = "account_complete_password_reset"
+
+# The Django versions (major, minor; oldest, newest) whose ``connection.run_on_commit`` was
+# read and found to hold the triples below. A newer Django: check django/db/backends/base/
+# base.py (``on_commit`` and ``run_and_clear_commit_hooks``), then move the newest up.
+VERIFIED_DJANGO = ((4, 2), (5, 2))
 
 # What Django keeps per pending on_commit callback: the savepoints it belongs to, the
 # callback, and whether its exceptions are only logged ("robust").
@@ -46,12 +67,52 @@ PendingHook = tuple[set[str], Callable[[], Any], bool]
 def account_change_prefixes() -> tuple[str, ...]:
     """The path prefixes wrapped, from allauth's URL names (so a different mount point of
     ``allauth.urls`` is followed)."""
-    return tuple(reverse(name) for name in ACCOUNT_CHANGE_URL_NAMES)
+    if account_settings.PASSWORD_RESET_BY_CODE_ENABLED:
+        reset = reverse(RESET_BY_CODE_URL_NAME)
+    else:
+        # Any key gives the address; the prefix is what comes before it.
+        example = reverse(RESET_FROM_KEY_URL_NAME, kwargs={"uidb36": "0", "key": "k"})
+        reset = example.removesuffix("0-k/")
+    return (*(reverse(name) for name in ACCOUNT_CHANGE_URL_NAMES), reset)
+
+
+def check_commit_hooks_api(connection: BaseDatabaseWrapper | None = None) -> None:
+    """Refuse to start where reading Django's pending on_commit callbacks is not known to
+    work: a Django version outside ``VERIFIED_DJANGO``, or a connection without the list."""
+    version = django.VERSION[:2]
+    oldest, newest = VERIFIED_DJANGO
+    if not oldest <= version <= newest:
+        raise ImproperlyConfigured(
+            f"AtomicAccountChangesMiddleware reads Django's internal connection.run_on_commit, "
+            f"checked for Django {oldest[0]}.{oldest[1]} to {newest[0]}.{newest[1]}; this is Django "
+            f"{version[0]}.{version[1]}. Check that list in this version, then update VERIFIED_DJANGO "
+            "in openar/identity/middleware.py."
+        )
+    connection = connection or connections[DEFAULT_DB_ALIAS]
+    if not isinstance(getattr(connection, "run_on_commit", None), list):
+        raise ImproperlyConfigured(
+            "AtomicAccountChangesMiddleware needs Django's connection.run_on_commit list, which this "
+            "Django does not have."
+        )
 
 
 def _pending(connection: BaseDatabaseWrapper) -> list[PendingHook]:
     # django-stubs still describes the pre-4.2 pairs; Django 4.2+ keeps triples.
-    return cast(list[PendingHook], connection.run_on_commit)
+    pending = cast(list[PendingHook], connection.run_on_commit)
+    for entry in pending:
+        if not (
+            isinstance(entry, tuple)
+            and len(entry) == 3
+            and isinstance(entry[0], set)
+            and callable(entry[1])
+            and isinstance(entry[2], bool)
+        ):
+            raise RuntimeError(
+                "Django's connection.run_on_commit no longer holds (savepoint ids, callback, robust) "
+                f"triples (found {entry!r}): AtomicAccountChangesMiddleware cannot run allauth's "
+                "callbacks before the commit. See VERIFIED_DJANGO in openar/identity/middleware.py."
+            )
+    return pending
 
 
 def _is_allauths(hook: Callable[[], Any]) -> bool:
@@ -85,6 +146,7 @@ class AtomicAccountChangesMiddleware:
     which happen after the commit as for any other request."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        check_commit_hooks_api()
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

@@ -79,6 +79,7 @@ class MagicLink(TenantModel):
         INVOICE = "invoice", "One invoice"
         PAST_DUE = "past_due", "The past-due invoices"
         ACCOUNT = "account", "The whole account"
+        PAY = "pay", "The pay page (pay, promise or arrange what is past due; nothing else)"
 
     token_hash = models.CharField(max_length=64, unique=True)
     contact = models.ForeignKey(

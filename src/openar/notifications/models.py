@@ -113,6 +113,9 @@ class Message(TenantModel):
     claim = models.CharField(
         max_length=32, blank=True, help_text="Which send took it (ready → sending): a batch knows its own."
     )
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When that send took it: a send this old has died (the sweep)."
+    )
     provider = models.CharField(max_length=40, blank=True, help_text="The channel backend that sent it.")
     provider_id = models.CharField(max_length=200, blank=True, help_text="Message-ID, Twilio SID, ...")
     error = models.TextField(blank=True)

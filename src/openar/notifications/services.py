@@ -27,7 +27,7 @@ from django_scopes import scope, scopes_disabled
 
 from openar.billing.models import Document, Invoice
 from openar.customers.models import Activity, Contact, Customer
-from openar.customers.services import activity_record
+from openar.customers.services import activity_record, contact_flag_address
 from openar.identity.models import User
 from openar.notifications.channels.base import (
     Attachment,
@@ -218,7 +218,7 @@ def _claim(message_ids: list[int], now: datetime.datetime) -> list[Message]:
         Message.objects.filter(
             pk__in=message_ids, direction=Message.Direction.OUT, state=Message.State.READY
         ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now)).update(
-            state=Message.State.SENDING, claim=token, attempts=F("attempts") + 1
+            state=Message.State.SENDING, claim=token, claimed_at=now, attempts=F("attempts") + 1
         )
         return list(
             Message.objects.filter(claim=token, state=Message.State.SENDING)
@@ -375,7 +375,7 @@ def _failed(message: Message, error: str, *, backend: str, flag_contact: bool) -
         )
         message.state = Message.State.FAILED
         if flag_contact and message.contact_id is not None:
-            contact_flag_address(message.contact_id, message.channel, error)
+            contact_flag_address(contact_id=message.contact_id, channel=message.channel, problem=error)
 
 
 def _retry_or_fail(message: Message, error: str, *, backend: str, now: datetime.datetime) -> None:
@@ -394,15 +394,6 @@ def _retry_or_fail(message: Message, error: str, *, backend: str, now: datetime.
         )
         message.state, message.not_before = Message.State.READY, later
         enqueue_send(message)
-
-
-def contact_flag_address(contact_id: int, channel: str, problem: str) -> None:
-    """Flag the contact's email or phone as not working, for staff to fix. Reminders skip a
-    flagged address until someone changes it."""
-    field = {Channel.EMAIL: "email_problem", Channel.SMS: "phone_problem"}.get(Channel(channel))
-    if field is None:
-        return
-    Contact.objects.filter(pk=contact_id).update(**{field: problem[:200]})
 
 
 def message_delivery_update(*, message: Message, state: str, error: str = "") -> None:
@@ -424,7 +415,11 @@ def message_delivery_update(*, message: Message, state: str, error: str = "") ->
             changes["error"] = error[:2000]
         Message.objects.filter(pk=current.pk).update(**changes)
         if state in final and current.contact_id is not None:
-            contact_flag_address(current.contact_id, current.channel, error or f"The message {state}.")
+            contact_flag_address(
+                contact_id=current.contact_id,
+                channel=current.channel,
+                problem=error or f"The message {state}.",
+            )
 
 
 def dispatch_due(now: datetime.datetime | None = None, *, limit: int = 500) -> int:
@@ -447,11 +442,19 @@ def dispatch_due(now: datetime.datetime | None = None, *, limit: int = 500) -> i
 
 def sweep_interrupted(now: datetime.datetime | None = None) -> int:
     """Messages left ``sending`` by a worker that died: failed, not resent (the provider may
-    have delivered them). Staff see them in the desk and may send them again."""
+    have delivered them). Staff see them in the desk and may send them again.
+
+    Stuck means claimed ``STUCK_AFTER`` ago: neither when the message was made nor when it
+    was due says how long a send has been running (a reminder held for the quiet hours, a
+    retry after its backoff, are claimed long after both). A message claimed before
+    ``claimed_at`` existed has none: for it, the old rule (made, or due, that long ago)."""
     now = now or timezone.now()
+    cutoff = now - STUCK_AFTER
     with scopes_disabled():
         stuck = Message.objects.filter(state=Message.State.SENDING, sent_at__isnull=True).filter(
-            Q(not_before__isnull=True, created_at__lt=now - STUCK_AFTER) | Q(not_before__lt=now - STUCK_AFTER)
+            Q(claimed_at__lt=cutoff)
+            | Q(claimed_at__isnull=True, not_before__isnull=True, created_at__lt=cutoff)
+            | Q(claimed_at__isnull=True, not_before__lt=cutoff)
         )
         return stuck.update(
             state=Message.State.FAILED,

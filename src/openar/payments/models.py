@@ -60,9 +60,20 @@ class Payment(TenantModel):
         default=0, help_text="Convenience fee added (positive) or discount given (negative) for the method."
     )
     refunded_amount = MoneyField(default=0)
+    returned_amount = MoneyField(
+        default=0, help_text="Taken back by the payer's bank while the payment stays (a partial dispute)."
+    )
     short_pay_reason = models.CharField(max_length=40, blank=True)
     failure_message = models.CharField(max_length=300, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
+    saved_method = models.ForeignKey(
+        "SavedMethod",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="payments",
+        help_text="Charged to a saved method (autopay) rather than paid at the provider's page.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -72,6 +83,11 @@ class Payment(TenantModel):
             models.CheckConstraint(
                 name="payment_refund_within_amount",
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("amount")),
+            ),
+            models.CheckConstraint(
+                name="payment_returned_within_amount",
+                condition=Q(returned_amount__gte=0)
+                & Q(returned_amount__lte=models.F("amount") - models.F("refunded_amount")),
             ),
             models.UniqueConstraint(
                 fields=["provider", "provider_payment_id"],
@@ -251,3 +267,137 @@ class SandboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox event due {self.due_at:%Y-%m-%d %H:%M}"
+
+
+class SavedMethod(TenantModel):
+    """A card or bank account the customer saved at a provider, for autopay. OpenAR keeps
+    the provider's references and what the customer may see of it ("Visa ending 4242"),
+    never the number."""
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="saved_methods")
+    provider = models.CharField(max_length=40)
+    method = models.CharField(max_length=20, choices=Payment.Method.choices)
+    provider_customer_ref = models.CharField(
+        max_length=200, help_text="The customer at the provider (cus_...)."
+    )
+    provider_method_ref = models.CharField(
+        max_length=200, help_text="The saved method at the provider (pm_...)."
+    )
+    label = models.CharField(max_length=100, help_text='What the customer sees: "Visa ending 4242".')
+    expires = models.DateField(null=True, blank=True, help_text="Cards: the last day of the expiry month.")
+    saved_by = models.ForeignKey(
+        "customers.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_method_ref"], name="saved_method_once_per_provider"
+            )
+        ]
+        indexes = [models.Index(fields=["customer", "removed_at"], name="saved_method_customer")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class MethodSetup(TenantModel):
+    """The customer saving a method: started here, finished at the provider's page. Its
+    idempotency key makes one provider setup however often it is started again."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SAVED = "saved", "Saved"
+        CANCELLED = "cancelled", "Cancelled"
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(
+        "customers.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider = models.CharField(max_length=40)
+    method = models.CharField(max_length=20, choices=Payment.Method.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    provider_setup_id = models.CharField(max_length=200, blank=True)
+    saved_method = models.ForeignKey(
+        SavedMethod, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "created_at"], name="method_setup_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.method} setup for {self.customer_id} ({self.state})"
+
+
+class Autopay(TenantModel):
+    """A customer's standing instruction: charge ``method`` for each invoice on its due
+    date. Consent is kept as given (the exact text, when, from where, by whom). Failures
+    are retried on a schedule (``next_attempt_at``); after the last retry autopay is
+    suspended until the customer chooses a method again."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended after failed charges"
+        OFF = "off", "Off"
+
+    customer = models.OneToOneField("customers.Customer", on_delete=models.CASCADE, related_name="autopay")
+    method = models.ForeignKey(SavedMethod, on_delete=models.PROTECT, related_name="autopays")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.ACTIVE)
+    consent_text = models.TextField()
+    consent_at = models.DateTimeField()
+    consent_ip = models.GenericIPAddressField(null=True, blank=True)
+    consent_contact = models.ForeignKey(
+        "customers.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    consent_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    failures = models.PositiveSmallIntegerField(default=0, help_text="Failed charges in a row.")
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="After a failure: when to try again (empty: on the next due date)."
+    )
+    last_failure = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "autopay"
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="autopay_due")]
+
+    def __str__(self) -> str:
+        return f"autopay of {self.customer_id} ({self.state})"
+
+
+class SandboxSetup(models.Model):
+    """The sandbox provider's own record of a method being saved (what a real provider
+    keeps on its side): outside every tenant, as ``SandboxEvent``."""
+
+    setup_id = models.CharField(max_length=40, unique=True)
+    customer_ref = models.CharField(max_length=40)
+    method = models.CharField(max_length=20)
+    return_url = models.CharField(max_length=500)
+    cancel_url = models.CharField(max_length=500)
+    organization_name = models.CharField(max_length=200)
+    state = models.CharField(max_length=20, default="open")  # open, saved, cancelled
+    method_ref = models.CharField(max_length=60, blank=True)
+    label = models.CharField(max_length=100, blank=True)
+    expires = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"sandbox setup {self.setup_id} ({self.state})"
+
+
+class SandboxCheckout(models.Model):
+    """The sandbox provider's own record of a checkout's return addresses (a real provider
+    keeps the success and cancel URLs it was given): outside every tenant."""
+
+    checkout_id = models.CharField(max_length=40, unique=True)
+    return_url = models.CharField(max_length=500)
+    cancel_url = models.CharField(max_length=500)
+
+    def __str__(self) -> str:
+        return f"sandbox checkout {self.checkout_id}"

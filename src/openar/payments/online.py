@@ -43,7 +43,15 @@ from openar.core.money import exponent, format_money, quantize
 from openar.customers.models import Activity, Contact, Customer
 from openar.customers.services import activity_record
 from openar.identity.models import User
-from openar.payments.models import Allocation, Payment, PaymentSettings, PaymentTarget, ProviderEvent, Refund
+from openar.payments.models import (
+    Allocation,
+    Payment,
+    PaymentSettings,
+    PaymentTarget,
+    ProviderEvent,
+    Refund,
+    SavedMethod,
+)
 from openar.payments.providers import base
 from openar.payments.providers.registry import provider as provider_named
 from openar.tenants.models import Organization
@@ -205,7 +213,6 @@ def payment_start(
         raise ServiceError("Choose at least one invoice to pay.", field="invoices")
     organization = customer.organization
     settings_ = payment_settings(organization)
-    currency = customer.currency
     if any(line.partial for line in lines):
         if not settings_.allow_partial:
             raise ServiceError(
@@ -216,6 +223,37 @@ def payment_start(
         codes = {str(code) for code, _ in settings_.short_pay_reasons or []}
         if codes and short_pay_reason not in codes:
             raise ServiceError("Tell us why you are paying part of an invoice.", field="short_pay_reason")
+    payment = payment_create(
+        customer=customer,
+        lines=lines,
+        method=method,
+        provider_name=provider_name,
+        checkout_token=checkout_token,
+        contact=contact,
+        actor=actor,
+        short_pay_reason=short_pay_reason,
+    )
+    return _checkout(payment, return_url=return_url, cancel_url=cancel_url)
+
+
+def payment_create(
+    *,
+    customer: Customer,
+    lines: list[PayLine],
+    method: str,
+    provider_name: str,
+    checkout_token: str,
+    contact: Contact | None = None,
+    actor: User | None = None,
+    short_pay_reason: str = "",
+    saved_method: SavedMethod | None = None,
+) -> Payment:
+    """The pending payment and what it is for (its targets), with the method's fee or
+    discount; the one already made with ``checkout_token`` when there is one (a double
+    click, a second worker)."""
+    organization = customer.organization
+    settings_ = payment_settings(organization)
+    currency = customer.currency
     provider = provider_named(provider_name)
     if method not in provider.methods:
         raise ServiceError("This way of paying is not available.", field="method")
@@ -238,6 +276,7 @@ def payment_start(
                 short_pay_reason=short_pay_reason if any(line.partial for line in lines) else "",
                 received_at=timezone.now(),
                 recorded_by=actor if actor is not None and actor.is_authenticated else None,
+                saved_method=saved_method,
             )
             PaymentTarget.objects.bulk_create(
                 PaymentTarget(
@@ -256,11 +295,12 @@ def payment_start(
                     "method": method,
                     "provider": provider_name,
                     "invoices": [[line.invoice.number, str(line.amount)] for line in lines],
+                    **({"saved_method": saved_method.label} if saved_method is not None else {}),
                 },
             )
     except IntegrityError:
         payment = Payment.objects.get(customer=customer, checkout_token=checkout_token)
-    return _checkout(payment, return_url=return_url, cancel_url=cancel_url)
+    return payment
 
 
 def payment_resume(
@@ -335,85 +375,142 @@ def events_ingest(provider_name: str, events: list[base.Event], *, organization:
     """Store each event once, then process it. Returns an outcome per event ("duplicate"
     for one stored before: it changes nothing). ``organization`` is the one whose
     credentials verified the events: they can only ever touch that organization's
-    payments (another organization's admin signs with their own secret)."""
+    payments (another organization's admin signs with their own secret).
+
+    One transaction per event: the row is inserted first, then applied in the same
+    transaction under the payment's lock (``event_process``), and both commit together. A
+    doubled event, even one delivered at the same moment, meets the unique provider and event
+    id: it waits for the first transaction, then finds the event stored. Should applying fail,
+    all of it is rolled back and the event is stored alone, unprocessed, before the error goes
+    on: it is not lost, and its next delivery (or ``event_process``) applies it."""
     outcomes = []
     for event in events:
+        fields = {
+            "organization": organization,
+            "provider": provider_name,
+            "event_id": event.event_id,
+            "type": event.type,
+            "provider_payment_id": event.provider_payment_id,
+            "payload": {
+                **dict(event.payload),
+                "amount": str(event.amount) if event.amount is not None else None,
+                "currency": event.currency,
+                "message": event.message,
+                "refund_id": event.refund_id,
+                "occurred_at": event.occurred_at.isoformat(),
+            },
+        }
+        inserted = False
         try:
             with transaction.atomic():
-                row = ProviderEvent.objects.create(
-                    organization=organization,
-                    provider=provider_name,
-                    event_id=event.event_id,
-                    type=event.type,
-                    provider_payment_id=event.provider_payment_id,
-                    payload={
-                        **dict(event.payload),
-                        "amount": str(event.amount) if event.amount is not None else None,
-                        "currency": event.currency,
-                        "message": event.message,
-                        "refund_id": event.refund_id,
-                        "occurred_at": event.occurred_at.isoformat(),
-                    },
-                )
-        except IntegrityError:
+                row = ProviderEvent.objects.create(**fields)
+                inserted = True
+                outcome = event_process(row.pk, inserted=row, organization=organization)
+        except Exception as exc:
+            if inserted:
+                # Applying failed and was rolled back: keep the event, unprocessed.
+                try:
+                    with transaction.atomic():
+                        ProviderEvent.objects.create(**fields)
+                except IntegrityError:
+                    pass  # a doubled delivery stored it meanwhile
+                raise
+            if not isinstance(exc, IntegrityError):
+                raise
             row = ProviderEvent.objects.get(provider=provider_name, event_id=event.event_id)
             if row.processed_at is not None or row.organization_id != organization.pk:
                 outcomes.append("duplicate")
                 continue
-        outcomes.append(event_process(row.pk))
+            outcome = event_process(row.pk)
+        else:
+            # Committed: a payment that has just settled lets the events waiting for it go on.
+            if outcome == "succeeded" and row.payment is not None:
+                _process_waiting(row.payment)
+        outcomes.append(outcome)
     return outcomes
 
 
-def _payment_of(row: ProviderEvent) -> Payment | None:
+def _payment_of(row: ProviderEvent, organization: Organization | None = None) -> Payment | None:
     """The event's payment, locked (only its own row: not its customer's or organization's,
     which other payments' events need too), among the payments of the organization whose
-    credentials verified the event, never another's."""
+    credentials verified the event, never another's; read with its customer in one query.
+    ``organization``: that organization when the caller has it already (not read again)."""
     if row.organization_id is None:
         return None
+    if organization is not None and organization.pk != row.organization_id:
+        organization = None
     with scopes_disabled():
-        payments = (
-            Payment.objects.select_for_update(of=("self",))
-            .select_related("customer__organization")
-            .filter(provider=row.provider, organization_id=row.organization_id)
+        payments = Payment.objects.select_for_update(of=("self",)).select_related(
+            "customer" if organization is not None else "customer__organization"
         )
+        ours = {"provider": row.provider, "organization_id": row.organization_id}
+        # Both ways name one payment at most (unique): no ordering, which is not free on a
+        # query this wide. The provider's id is looked up through the unique index, whose
+        # condition is repeated here: SQLite uses a partial index only for a query that says
+        # so (it would read every payment); PostgreSQL infers it.
+        found = None
         if row.provider_payment_id:
-            found = payments.filter(provider_payment_id=row.provider_payment_id).first()
-            if found is not None:
-                return found
-        ours = str(row.payload.get("openar_payment_id") or "")
-        return payments.filter(pk=int(ours)).first() if ours.isdigit() else None
+            by_provider_id = payments.filter(**ours, provider_payment_id=row.provider_payment_id).exclude(
+                provider_payment_id=""
+            )
+            found = next(iter(by_provider_id[:1]), None)
+        payment_id = str(row.payload.get("openar_payment_id") or "")
+        if found is None and payment_id.isdigit():
+            found = next(iter(payments.filter(**ours, pk=int(payment_id))[:1]), None)
+    if found is not None:
+        customer = found.customer
+        if organization is None:
+            organization = customer.organization
+        elif customer.organization_id == organization.pk:
+            customer.organization = organization
+        found.organization = organization
+    return found
 
 
 WAITING = "waiting"  # an event that comes before what it follows (a return before the success)
 
 
-def event_process(event_pk: int) -> str:
+def event_process(
+    event_pk: int, *, inserted: ProviderEvent | None = None, organization: Organization | None = None
+) -> str:
     """Apply one stored event to its payment, once (the event row is locked and marked).
     An event that arrived before the one it follows (a return before the payment's
     success, a refund's success before we know the refund) stays unprocessed and is applied
-    when the payment moves on."""
-    with transaction.atomic():
-        with scopes_disabled():
-            row = ProviderEvent.objects.select_for_update().get(pk=event_pk)
-        if row.processed_at is not None:
-            return "duplicate"
-        payment = _payment_of(row)
+    when the payment moves on.
+
+    ``inserted``: the row that the caller's transaction has just inserted (``events_ingest``),
+    which that transaction holds: it is applied there, without being read again, and the
+    caller lets the waiting events go on once it has committed. ``organization``: the one
+    that verified the event, when the caller has it."""
+    with transaction.atomic(savepoint=inserted is None):
+        if inserted is not None:
+            row = inserted
+        else:
+            with scopes_disabled():
+                row = ProviderEvent.objects.select_for_update().get(pk=event_pk)
+            if row.processed_at is not None:
+                return "duplicate"
+        payment = _payment_of(row, organization)
         moved = False
         if payment is None:
             outcome = "no such payment"
         else:
-            payment.organization = payment.customer.organization
             with scope(organization=payment.organization):
                 before = payment.state
                 outcome = _apply(payment, row)
+                if payment.saved_method_id is not None and payment.state != before:
+                    from openar.payments.autopay import payment_outcome
+
+                    payment_outcome(payment)  # autopay: a failure is counted and told
                 # Only a settled payment or a refund's id lets waiting events go on.
                 moved = payment.state != before and payment.state == Payment.State.SUCCEEDED
-            row.organization_id, row.payment_id = payment.organization_id, payment.pk
+            row.organization_id = payment.organization_id
+            row.payment = payment
         row.outcome = outcome[:300]
         if not outcome.startswith(WAITING):
             row.processed_at = timezone.now()
         row.save(update_fields=["processed_at", "outcome", "organization", "payment"])
-    if moved and payment is not None:
+    if moved and payment is not None and inserted is None:
         _process_waiting(payment)
     return outcome
 
@@ -467,9 +564,20 @@ def _apply(payment: Payment, row: ProviderEvent) -> str:
             return f"{WAITING}: the payment has not settled yet"
         if payment.state != Payment.State.SUCCEEDED:
             return f"ignored: the payment is {payment.state}"
-        _return(payment, message)
-        return "returned"
-    if kind == base.REFUND_SUCCEEDED:
+        # How much went back, when the provider says (a dispute of part of the payment); an
+        # amount in another currency cannot be compared, and returns the payment in full.
+        raw_amount = row.payload.get("amount")
+        currency = str(row.payload.get("currency") or "").upper()
+        returned = None
+        if raw_amount is not None and currency in ("", payment.currency):
+            try:
+                returned = Decimal(str(raw_amount))
+            except ArithmeticError:
+                returned = None
+            if returned is not None and not returned.is_finite():
+                returned = None
+        return _return(payment, message, returned)
+    if kind in (base.REFUND_SUCCEEDED, base.REFUND_FAILED):
         refund = (
             Refund.objects.select_for_update()
             .filter(payment=payment, provider_refund_id=str(row.payload.get("refund_id") or ""))
@@ -477,10 +585,33 @@ def _apply(payment: Payment, row: ProviderEvent) -> str:
         )
         if refund is None:
             return f"{WAITING}: no refund with this id yet"
+        if refund.state == Refund.State.FAILED:
+            return "ignored: the refund has failed"
         if refund.state != Refund.State.PENDING:
             return "ignored: the refund is already done"
-        _refund_apply(refund)
-        return "refunded"
+        if kind == base.REFUND_SUCCEEDED:
+            _refund_apply(refund)
+            return "refunded"
+        # Nothing was given back: the refund alone changes; the payment, its allocations and
+        # its invoices stay as they are, and the amount can be refunded again.
+        Refund.objects.filter(pk=refund.pk).update(state=Refund.State.FAILED)
+        refund.state = Refund.State.FAILED
+        amount = format_money(refund.amount, payment.currency)
+        why = f": {message}" if message else ""
+        _timeline(
+            payment,
+            f"Refund of {amount} on the payment of {_money(payment)} failed{why}",
+            Activity.Visibility.INTERNAL,
+            f"The provider gave nothing back. The payment and its invoices are unchanged; {amount} "
+            "can be refunded again.",
+        )
+        log_event(
+            "openar.refund.failed",
+            organization=payment.organization,
+            obj=refund,
+            data={"payment": payment.pk, "amount": str(refund.amount), "message": message},
+        )
+        return "refund failed"
     return f"ignored: {kind}"
 
 
@@ -503,30 +634,46 @@ def _timeline(payment: Payment, summary: str, visibility: str, body: str = "") -
     )
 
 
-def allocate(payment: Payment, plan: list[tuple[Invoice, Decimal]]) -> list[tuple[Invoice, Decimal]]:
+def allocate(
+    payment: Payment, plan: list[tuple[Invoice, Decimal]], *, locked: Mapping[int, Invoice] | None = None
+) -> list[tuple[Invoice, Decimal]]:
     """Apply ``plan`` (each part capped by what the invoice still has open), writing the
-    allocations; returns what was applied. The caller holds the payment's lock."""
-    locked = invoices_lock([invoice.pk for invoice, _ in plan])
+    allocations; returns what was applied. The caller holds the payment's lock; ``locked``:
+    the plan's invoices, already locked by the caller (else they are locked here)."""
+    if locked is None:
+        locked = invoices_lock([invoice.pk for invoice, _ in plan])
     applied = []
+    rows = []
     for invoice, wanted in plan:
         current = locked[invoice.pk]
         part = quantize(min(wanted, current.open_amount), payment.currency)
         if part <= 0:
             continue
         invoice_apply(current, part)
-        Allocation.objects.create(
-            organization_id=payment.organization_id, invoice=current, payment=payment, amount=part
+        rows.append(
+            Allocation(organization_id=payment.organization_id, invoice=current, payment=payment, amount=part)
         )
         applied.append((current, part))
+    Allocation.objects.bulk_create(rows)
     return applied
 
 
 def _settle(payment: Payment) -> None:
     now = timezone.now()
-    plan = [
-        (target.invoice, target.amount) for target in payment.targets.select_related("invoice").order_by("pk")
-    ]
-    applied = allocate(payment, plan)
+    # What the payment was for, with its invoices, locked in the same query: in invoice id
+    # order, as ``invoices_lock`` does, so that concurrent payments never deadlock.
+    targets = list(
+        PaymentTarget.objects.filter(payment=payment)
+        .select_related("invoice")
+        .select_for_update(of=("invoice",))
+        .order_by("invoice_id")
+    )
+    targets.sort(key=lambda target: target.pk)
+    applied = allocate(
+        payment,
+        [(target.invoice, target.amount) for target in targets],
+        locked={target.invoice_id: target.invoice for target in targets},
+    )
     Payment.objects.filter(pk=payment.pk).update(
         state=Payment.State.SUCCEEDED, settled_at=now, received_at=now
     )
@@ -554,14 +701,29 @@ def _settle(payment: Payment) -> None:
             "unapplied": str(left),
         },
     )
-    transaction.on_commit(lambda: _receipt(payment.pk))
+    _receipt(payment.pk)
 
 
 def _receipt(payment_id: int) -> None:
-    """Queue the receipt (a task: a PDF and an email are no part of settling a payment)."""
+    """Queue the receipt (a task: a PDF and an email are no part of settling a payment),
+    called inside the transaction that settles the payment. A queue in the same database
+    (django-tasks' database backend, production's) takes it in that transaction: committed
+    with the payment or not at all, and no worker sees it before. Any other backend gets it
+    once the payment is committed (the tests' immediate backend runs the task at once)."""
+    from django.db import DEFAULT_DB_ALIAS, router
+    from django_tasks_db.backend import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
     from openar.payments.tasks import send_receipt
 
-    send_receipt.enqueue(payment_id)
+    same_database = (
+        isinstance(send_receipt.get_backend(), DatabaseBackend)
+        and router.db_for_write(DBTaskResult) == DEFAULT_DB_ALIAS
+    )
+    if same_database and transaction.get_connection().in_atomic_block:
+        send_receipt.enqueue(payment_id)
+    else:
+        transaction.on_commit(lambda: send_receipt.enqueue(payment_id))
 
 
 def _reverse(payment: Payment, amount: Decimal | None = None) -> Decimal:
@@ -596,32 +758,84 @@ def _reverse(payment: Payment, amount: Decimal | None = None) -> Decimal:
     return reversed_total
 
 
-def _return(payment: Payment, message: str) -> None:
-    reversed_total = _reverse(payment)
-    Payment.objects.filter(pk=payment.pk).update(state=Payment.State.RETURNED, failure_message=message[:300])
-    payment.state = Payment.State.RETURNED
-    summary = f"Payment of {_money(payment)} was returned{': ' + message if message else ''}"
-    _timeline(
-        payment,
-        summary,
-        Activity.Visibility.CUSTOMER,
-        f"{format_money(reversed_total, payment.currency)} is due again on the invoices it had paid.",
-    )
-    log_event(
-        "openar.payment.returned",
-        organization=payment.organization,
-        obj=payment,
-        data={"message": message, "reversed": str(reversed_total)},
-    )
+def _return(payment: Payment, message: str, amount: Decimal | None = None) -> str:
+    """The money of a succeeded payment went back (an ACH return, a chargeback): all of it
+    (``amount`` None, or as much as the provider still held of it) reverses every allocation
+    and the payment ends ``returned``. Part of it (a partial dispute) takes back that amount
+    only, unapplied credit first, then the latest allocations; the payment stays
+    ``succeeded``. Returns the outcome."""
+    returned_before = payment.returned_amount  # parts returned earlier
+    if amount is not None:
+        amount = quantize(amount, payment.currency)
+        if amount <= 0:
+            return "ignored: nothing was returned"
+    held = payment.amount - payment.refunded_amount - returned_before
+    partial = False
+    if amount is not None and amount < held:
+        partial = True
+        credit = unapplied(payment)
+        from_invoices = max(Decimal(0), amount - credit)
+        reversed_total = _reverse(payment, from_invoices) if from_invoices else Decimal(0)
+        from_credit = min(amount, credit)
+        Payment.objects.filter(pk=payment.pk).update(returned_amount=returned_before + amount)
+        payment.returned_amount = returned_before + amount
+        returned_text = format_money(amount, payment.currency)
+        summary = (
+            f"{returned_text} of the payment of {_money(payment)} was returned"
+            f"{': ' + message if message else ''}"
+        )
+        body = (
+            f"{format_money(reversed_total, payment.currency)} is due again on the invoices it had paid."
+            if reversed_total
+            else ""
+        )
+        if from_credit:
+            body += f" {format_money(from_credit, payment.currency)} of its credit was taken back."
+        _timeline(payment, summary, Activity.Visibility.CUSTOMER, body.strip())
+        notice = body.strip() or "No invoice is open again: it came from the credit on the account."
+        log_event(
+            "openar.payment.partly_returned",
+            organization=payment.organization,
+            obj=payment,
+            data={
+                "amount": str(amount),
+                "message": message,
+                "reversed": str(reversed_total),
+                "from_credit": str(from_credit),
+                "returned_before": str(returned_before),
+            },
+        )
+    else:
+        reversed_total = _reverse(payment)
+        Payment.objects.filter(pk=payment.pk).update(
+            state=Payment.State.RETURNED, failure_message=message[:300]
+        )
+        payment.state = Payment.State.RETURNED
+        notice = "The invoices it had paid are open again."
+        summary = f"Payment of {_money(payment)} was returned{': ' + message if message else ''}"
+        _timeline(
+            payment,
+            summary,
+            Activity.Visibility.CUSTOMER,
+            f"{format_money(reversed_total, payment.currency)} is due again on the invoices it had paid.",
+        )
+        log_event(
+            "openar.payment.returned",
+            organization=payment.organization,
+            obj=payment,
+            data={"message": message, "reversed": str(reversed_total)},
+        )
     customer = payment.customer
     to = (
         customer.assigned_collector.email if customer.assigned_collector else ""
     ) or customer.organization.email
     if to:
-        subject = f"Payment returned: {customer.name} ({customer.number}), {_money(payment)}"
+        what = "partly returned" if partial else "returned"
+        subject = f"Payment {what}: {customer.name} ({customer.number}), {_money(payment)}"
         link = f"{settings.SITE_URL}/desk/customers/{customer.pk}/"
-        text = f"{summary}.\n\nThe invoices it had paid are open again.\n{link}"
+        text = f"{summary}.\n\n{notice}\n{link}"
         transaction.on_commit(lambda: send_mail(subject, text, None, [to], fail_silently=True))
+    return "partly returned" if partial else "returned"
 
 
 def unapplied(payment: Payment) -> Decimal:
@@ -630,7 +844,9 @@ def unapplied(payment: Payment) -> Decimal:
         return Decimal(0)
     active = payment.allocations.filter(reversed_at__isnull=True).aggregate(total=Sum("amount"))["total"]
     applied = quantize(Decimal(str(active or 0)), payment.currency)
-    return max(Decimal(0), payment.invoice_amount - payment.refunded_amount - applied)
+    return max(
+        Decimal(0), payment.invoice_amount - payment.refunded_amount - payment.returned_amount - applied
+    )
 
 
 def payment_refund(*, payment: Payment, amount: Decimal, reason: str, actor: User | None) -> Refund:
@@ -661,7 +877,7 @@ def payment_refund(*, payment: Payment, amount: Decimal, reason: str, actor: Use
             refund = unsent
         else:
             pending = sum((r.amount for r in payment.refunds.filter(state=Refund.State.PENDING)), Decimal(0))
-            refundable = payment.amount - payment.refunded_amount - pending
+            refundable = payment.amount - payment.refunded_amount - payment.returned_amount - pending
             if amount <= 0 or amount > refundable:
                 raise ServiceError(
                     f"Refund at most {format_money(max(refundable, Decimal(0)), payment.currency)}.",
@@ -719,8 +935,9 @@ def _refund_apply(refund: Refund) -> None:
         # reversed; the refund is recorded, and the state never moves back.
         reversed_total = Decimal(0)
         state = payment.state
-    elif refunded >= payment.amount:
-        # All of it back: every allocation goes, whatever a discount made the amount.
+    elif refunded + payment.returned_amount >= payment.amount:
+        # All of it back (with what a dispute took): every allocation goes, whatever a
+        # discount made the amount.
         reversed_total = _reverse(payment)
         state = Payment.State.REFUNDED
     else:

@@ -1,9 +1,10 @@
 """Receipts of payments: what a payment paid (the data), the PDF (ReportLab, in the style of
 the statements), and the email that carries it once the money has arrived.
 
-``receipt_send`` runs after the payment's transaction has committed (``online._settle``
-queues it with ``on_commit``): the payment is settled whatever happens here, so a receipt
-that cannot be written or sent is logged, never raised.
+``receipt_send`` runs as a task once the payment's transaction has committed
+(``online._settle`` queues it inside that transaction with the database task queue, after
+it with any other): the payment is settled whatever happens here, so a receipt that cannot
+be written or sent is logged, never raised.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import datetime
 import re
 import uuid
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -28,7 +29,7 @@ from django_scopes import scope, scopes_disabled
 
 from openar.core.money import format_money
 from openar.payments import sandbox
-from openar.payments.models import Payment
+from openar.payments.models import Payment, SandboxSetup
 from openar.payments.providers import base
 
 CHALLENGES_KEY = "openar_sandbox_challenges"  # checkout ids whose card asked for authentication
@@ -62,8 +63,13 @@ def _payment(checkout_id: str) -> Payment:
     return found
 
 
-def _return_url(payment: Payment) -> str:
-    return reverse("portal:payment", args=[payment.pk])
+def _return_url(payment: Payment, *, cancelled: bool = False) -> str:
+    """Where the checkout said to send the customer back (the portal's or the pay page's
+    address), else the payment's page in the portal."""
+    stored = sandbox.checkout_return(payment.provider_payment_id, cancelled=cancelled)
+    if stored.startswith(settings.SITE_URL):  # this site: its own path (the demo's host may differ)
+        stored = stored[len(settings.SITE_URL) :] or "/"
+    return stored or reverse("portal:payment", args=[payment.pk])
 
 
 def _context(payment: Payment, **extra: object) -> dict[str, object]:
@@ -137,7 +143,7 @@ def checkout(request: HttpRequest, checkout_id: str) -> HttpResponse:
             return render(request, "sandbox/checkout.html", _context(payment))
         if request.POST.get("action") == "cancel":
             sandbox.deliver(payment, [_cancel_event(payment)])
-            return HttpResponseRedirect(_return_url(payment))
+            return HttpResponseRedirect(_return_url(payment, cancelled=True))
         if payment.method == Payment.Method.ACH:
             data = {name: request.POST.get(name, "")[:60] for name in ("routing", "account", "holder")}
             errors = _bank_errors(data)
@@ -176,3 +182,69 @@ def challenge(request: HttpRequest, checkout_id: str) -> HttpResponse:
         sandbox.challenge_answer(payment, request.POST.get("answer") == "approve")
     request.session[CHALLENGES_KEY] = [cid for cid in waiting if cid != checkout_id]
     return HttpResponseRedirect(_return_url(payment))
+
+
+# --- saving a method for autopay --------------------------------------------------------------
+
+SETUP_ID = re.compile(r"sbs_[0-9a-f]{24}")
+SAVE_TEST_CARDS = [
+    ("4242 4242 4242 4242", "Saved; charges to it are paid"),
+    ("4000 0000 0000 0341", "Saved; every charge to it is declined"),
+]
+
+
+def _setup(setup_id: str) -> SandboxSetup:
+    if not SETUP_ID.fullmatch(setup_id):
+        raise Http404
+    found = SandboxSetup.objects.filter(setup_id=setup_id).first()
+    if found is None:
+        raise Http404
+    return found
+
+
+def _expiry_date(text: str) -> datetime.date | None:
+    found = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", text)
+    if found is None:
+        return None
+    month, year = int(found.group(1)), int(found.group(2)) % 100 + 2000
+    following = datetime.date(year + month // 12, month % 12 + 1, 1)
+    return following - datetime.timedelta(days=1)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@sensitive_post_parameters("number", "expiry", "cvc", "routing", "account")
+def setup(request: HttpRequest, setup_id: str) -> HttpResponse:
+    """The page where the customer saves a card or bank account for later charges."""
+    found = _setup(setup_id)
+    context: dict[str, object] = {
+        "setup": found,
+        "test_cards": SAVE_TEST_CARDS,
+        "test_accounts": TEST_ACCOUNTS,
+        "test_routing": TEST_ROUTING,
+        "values": {},
+        "errors": {},
+    }
+    if found.state != "open":
+        return HttpResponseRedirect(found.return_url if found.state == "saved" else found.cancel_url)
+    if request.method != "POST":
+        return render(request, "sandbox/setup.html", context)
+    if request.POST.get("action") == "cancel":
+        sandbox.setup_cancel(setup_id)
+        return HttpResponseRedirect(found.cancel_url)
+    if found.method == Payment.Method.ACH:
+        data = {name: request.POST.get(name, "")[:60] for name in ("routing", "account", "holder")}
+        errors = _bank_errors(data)
+        number, expires = data["account"], None
+        context["values"] = {"holder": data["holder"]}
+    else:
+        data = {name: request.POST.get(name, "")[:60] for name in ("number", "expiry", "cvc", "name")}
+        errors = _card_errors(data, timezone.localdate())
+        number, expires = data["number"], _expiry_date(data["expiry"])
+        context["values"] = {"name": data["name"], "expiry": data["expiry"]}
+    if not errors:
+        outcome = sandbox.setup_save(setup_id, method=found.method, number=number, expires=expires)
+        if outcome == "saved":
+            return HttpResponseRedirect(found.return_url)
+        errors = {"account" if found.method == Payment.Method.ACH else "number": outcome}
+    context["errors"] = errors
+    return render(request, "sandbox/setup.html", context, status=400)

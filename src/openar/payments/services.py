@@ -9,15 +9,16 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 
-from openar.billing.ledger import invoice_apply, invoices_lock
+from openar.billing.ledger import invoices_lock
 from openar.billing.models import Invoice
 from openar.core.audit import log_event
-from openar.core.errors import ServiceError
+from openar.core.errors import LedgerError, ServiceError
 from openar.core.money import format_money, quantize
 from openar.customers.models import Activity, Customer
 from openar.customers.services import activity_record
 from openar.identity.models import User
-from openar.payments.models import Allocation, Payment, PaymentSettings, ProviderAccount
+from openar.payments.models import Payment, PaymentSettings, ProviderAccount
+from openar.payments.online import allocate
 from openar.tenants.models import Organization
 
 
@@ -40,9 +41,10 @@ def payment_record(
 ) -> Payment:
     """Record money received (cheque, wire, cash, or a settled provider payment) and apply it.
 
-    With ``allocations`` the amounts go to those invoices; without, the payment is applied to
-    the customer's open invoices in its currency, oldest due first. What is left stays on the
-    payment as unapplied cash.
+    With ``allocations`` the amounts go to those invoices (more than an invoice has open is
+    refused); without, the payment is applied to the customer's open invoices in its
+    currency, oldest due first. What is left stays on the payment as unapplied cash. The
+    allocations are written by ``online.allocate``, as for a payment made online.
     """
     currency = (currency or customer.currency).upper()
     amount = quantize(amount, currency)
@@ -73,6 +75,7 @@ def payment_record(
         else:
             locked = invoices_lock([item.invoice.pk for item in allocations])
             plan = []
+            still_open: dict[int, Decimal] = {}
             for item in allocations:
                 invoice = locked.get(item.invoice.pk)
                 if invoice is None or invoice.customer_id != customer.pk:
@@ -84,6 +87,15 @@ def payment_record(
                 part = quantize(item.amount, currency)
                 if part <= 0:
                     raise ServiceError(f"The amount applied to invoice {invoice.number} must be positive.")
+                # Staff said where the money goes: more than is open is refused, not capped
+                # (``allocate`` would cap it silently and keep the rest as credit).
+                left_open = still_open.get(invoice.pk, invoice.open_amount)
+                if part > left_open:
+                    raise LedgerError(
+                        f"Invoice {invoice.number} has {format_money(left_open, currency)} open; "
+                        f"{format_money(part, currency)} is more than that."
+                    )
+                still_open[invoice.pk] = left_open - part
                 plan.append((invoice, part))
             if sum((part for _, part in plan), Decimal(0)) > amount:
                 raise ServiceError("The amounts applied add up to more than the payment.", field="amount")
@@ -99,11 +111,8 @@ def payment_record(
             received_at=received_at,
             recorded_by=actor if actor is not None and actor.is_authenticated else None,
         )
-        for invoice, part in plan:
-            invoice_apply(invoice, part)
-            Allocation.objects.create(
-                organization_id=customer.organization_id, invoice=invoice, payment=payment, amount=part
-            )
+        # The rule online payments follow: each part capped by what the invoice has open.
+        plan = allocate(payment, plan)
         applied = ", ".join(f"{invoice.number} ({format_money(part, currency)})" for invoice, part in plan)
         activity_record(
             customer=customer,

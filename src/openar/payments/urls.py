@@ -9,4 +9,5 @@ app_name = "sandbox"
 urlpatterns = [
     path("pay/<str:checkout_id>/", sandbox_views.checkout, name="checkout"),
     path("pay/<str:checkout_id>/challenge/", sandbox_views.challenge, name="challenge"),
+    path("setup/<str:setup_id>/", sandbox_views.setup, name="setup"),
 ]

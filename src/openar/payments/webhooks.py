@@ -11,6 +11,7 @@ so that the provider stops resending it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -26,14 +27,39 @@ from openar.tenants.models import Organization
 logger = logging.getLogger(__name__)
 
 
+class _Credentials(Mapping[str, str]):
+    """The organization's credentials for the provider, read and decrypted when the provider
+    first looks at them, once per request: the sandbox, which signs with the server's own
+    key, never does. A key that cannot decrypt them raises ``ProviderUnavailable`` there, as
+    ``credentials_for`` does."""
+
+    def __init__(self, organization: Organization, provider_name: str) -> None:
+        self._organization = organization
+        self._provider_name = provider_name
+        self._data: dict[str, str] | None = None
+
+    def _read(self) -> dict[str, str]:
+        if self._data is None:
+            with scope(organization=self._organization):
+                self._data = credentials_for(self._organization, self._provider_name)
+        return self._data
+
+    def __getitem__(self, key: str) -> str:
+        return self._read()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
 def receive(
     provider_name: str, organization: Organization, body: bytes, headers: dict[str, str]
 ) -> list[str]:
     """Verify, store and process a provider's request body; raises InvalidEvent."""
     provider = provider_named(provider_name)
-    with scope(organization=organization):
-        credentials = credentials_for(organization, provider_name)
-    events = provider.parse_events(body, headers, credentials)
+    events = provider.parse_events(body, headers, _Credentials(organization, provider_name))
     return events_ingest(provider_name, events, organization=organization)
 
 

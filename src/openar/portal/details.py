@@ -105,13 +105,19 @@ def details(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @customer_required
 def step_up(request: HttpRequest) -> HttpResponse:
+    return step_up_page(
+        request, door="/portal/", default_next=reverse("portal:details"), base="portal/base.html"
+    )
+
+
+def step_up_page(request: HttpRequest, *, door: str, default_next: str, base: str) -> HttpResponse:
+    """Confirm it is you (an emailed code) before a sensitive change, then go on to ``next``
+    (a page of the same ``door``). Shared by the portal and the pay page."""
     access = _access(request)
     contact = _contact(request)
-    next_url = request.GET.get("next") or request.POST.get("next") or reverse("portal:details")
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts=None) or not next_url.startswith(
-        "/portal/"
-    ):
-        next_url = reverse("portal:details")
+    next_url = request.GET.get("next") or request.POST.get("next") or default_next
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts=None) or not next_url.startswith(door):
+        next_url = default_next
     if not access.is_narrow:  # a full sign-in needs no further proof
         return render(
             request,
@@ -122,6 +128,7 @@ def step_up(request: HttpRequest) -> HttpResponse:
                 "next": next_url,
                 "full": True,
                 "not_needed": True,
+                "base": base,
             },
         )
     policy = policy_for(access.organization)
@@ -132,6 +139,7 @@ def step_up(request: HttpRequest) -> HttpResponse:
         "full": False,
         "by_email": policy.step_up_by_email_code and contact is not None and bool(contact.email),
         "contact": contact,
+        "base": base,
     }
     if request.method == "POST" and context["by_email"] and contact is not None:
         if "send" in request.POST:

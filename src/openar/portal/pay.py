@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.db.models import QuerySet
+from django.contrib import messages
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -37,15 +37,18 @@ from openar.billing import selectors
 from openar.billing.models import Invoice
 from openar.billing.presenters import short_date
 from openar.core.errors import ServiceError
-from openar.core.money import format_money, quantize
+from openar.core.money import format_money, parse_amount, quantize
 from openar.customers.models import Contact, Customer
-from openar.payments.models import Payment, PaymentSettings, PaymentTarget, ProviderAccount
+from openar.payments.credit import credit_available, credit_use
+from openar.payments.methods import METHOD_LABELS, methods_for
+from openar.payments.models import Payment, PaymentSettings, PaymentTarget
 from openar.payments.online import (
     IN_FLIGHT,
     PayLine,
     choose_lines,
     in_flight,
     method_fee,
+    payable,
     payment_resume,
     payment_return,
     payment_settings,
@@ -53,7 +56,6 @@ from openar.payments.online import (
     unapplied,
 )
 from openar.payments.providers.base import ProviderError, ProviderUnavailable
-from openar.payments.providers.registry import provider as provider_named
 from openar.payments.receipts import (
     RECEIPT_STATES,
     fee_label,
@@ -62,13 +64,10 @@ from openar.payments.receipts import (
     render_receipt_pdf,
 )
 from openar.tenants.access import Access, actor_of, customer_required
+from openar.tenants.permissions import Perm
 
 MODES = ("past_due", "invoices", "amount")
-METHOD_ORDER = ("card", "ach", "paypal")
-METHOD_LABELS = {"card": "Card", "ach": "Bank account (ACH)", "paypal": "PayPal"}
-DEFAULT_METHODS = {"card": "sandbox", "ach": "sandbox"}  # no provider account set up yet
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
-MAX_AMOUNT = Decimal(10) ** 12  # beyond any invoice; keeps Decimal arithmetic exact
 
 
 # --- what can be paid ---------------------------------------------------------------------------
@@ -136,22 +135,7 @@ def _rows(access: Access, customer: Customer) -> list[Row]:
 
 
 def _methods(customer: Customer) -> dict[str, str]:
-    """Method → provider: the organization's enabled provider accounts and their methods
-    (the first account offering a method wins), else the sandbox with card and bank."""
-    found: dict[str, str] = {}
-    accounts = ProviderAccount.objects.filter(organization=customer.organization, enabled=True).order_by("pk")
-    for account in accounts:
-        try:
-            offered = provider_named(account.provider).methods
-        except ImproperlyConfigured:  # an account of a provider this installation lacks
-            continue
-        for method in account.methods or []:
-            if method in offered and method in METHOD_LABELS:
-                found.setdefault(str(method), account.provider)
-    if not found and getattr(settings, "OPENAR_SANDBOX_PAYMENTS", False):
-        found = dict(DEFAULT_METHODS)  # the demo and the tests: test payments, no money
-
-    return {method: found[method] for method in METHOD_ORDER if method in found}
+    return methods_for(customer.organization)
 
 
 def _fee_note(settings_: PaymentSettings, method: str, currency: str) -> str:
@@ -177,15 +161,12 @@ def _reasons(settings_: PaymentSettings) -> list[tuple[str, str]]:
     return [(str(code), str(label)) for code, label in settings_.short_pay_reasons or []]
 
 
-def _decimal(text: str, field_: str) -> Decimal:
-    cleaned = re.sub(r"[\s,$€£]", "", text or "")
+def _decimal(text: str, field_: str, currency: str) -> Decimal:
+    """An amount as the customer typed it, read by the one parser the desk uses too."""
     try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise ServiceError("Enter an amount such as 120.50.", field=field_) from None
-    if not value.is_finite() or abs(value) >= MAX_AMOUNT:
-        raise ServiceError("Enter an amount such as 120.50.", field=field_)
-    return value
+        return parse_amount(text, currency)
+    except ValueError as exc:
+        raise ServiceError(str(exc), field=field_) from None
 
 
 def _parse(data: QueryDict, rows: list[Row]) -> Choice:
@@ -204,11 +185,16 @@ def _parse(data: QueryDict, rows: list[Row]) -> Choice:
     )
 
 
-def _default_choice(rows: list[Row], methods: dict[str, str], wanted: str | None) -> Choice:
-    """Everything past due when something is; the invoice asked for (``?invoice=``)."""
+def _default_choice(
+    rows: list[Row], methods: dict[str, str], wanted: str | None, mode: str = "", amount: str = ""
+) -> Choice:
+    """Everything past due when something is; the invoice asked for (``?invoice=``); an
+    amount (``?mode=amount&amount=``, the pay page's "pay part")."""
     choice = Choice(mode="invoices", method=next(iter(methods), ""))
     if any(row.past_due and row.payable > 0 for row in rows):
         choice.mode = "past_due"
+    if mode == "amount":
+        choice.mode, choice.amount = "amount", amount[:40]
     payable = [row.invoice.pk for row in rows if row.payable > 0]
     if wanted and wanted.isdigit() and int(wanted) in payable:
         choice.mode, choice.invoice_ids = "invoices", [int(wanted)]
@@ -231,7 +217,7 @@ def _lines(customer: Customer, rows: list[Row], choice: Choice) -> list[PayLine]
     if choice.mode == "amount":
         if not choice.amount.strip():
             raise ServiceError("Enter the amount you would like to pay.", field="amount")
-        lines = choose_lines(customer, today, amount=_decimal(choice.amount, "amount"))
+        lines = choose_lines(customer, today, amount=_decimal(choice.amount, "amount", customer.currency))
         if any(line.invoice.pk not in visible for line in lines):
             limit = sum((row.payable for row in rows), Decimal(0))
             raise ServiceError(
@@ -250,7 +236,7 @@ def _lines(customer: Customer, rows: list[Row], choice: Choice) -> list[PayLine]
                     f"Invoice {row.invoice.number} already has a payment on its way.", field="invoices"
                 )
         amounts = {
-            pk: _decimal(text, "amounts")
+            pk: _decimal(text, "amounts", customer.currency)
             for pk, text in choice.amounts.items()
             if pk in choice.invoice_ids and text.strip()
         }
@@ -291,8 +277,56 @@ def _field_of(exc: ServiceError, choice: Choice) -> str:
 # --- pages --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Door:
+    """Where the pay pages are mounted: the portal (``/portal/pay/``) or the login-free pay
+    page of a pay-page link (``/pay/``), which sees nothing else of the account. The same
+    views serve both; the templates extend the door's base and link to its own pages."""
+
+    base: str
+    pay: str
+    payment: str
+    receipt: str
+    home: str
+    autopay: str
+    promise: str
+    plan: str
+
+
+PORTAL_DOOR = Door(
+    base="portal/base.html",
+    pay="portal:pay",
+    payment="portal:payment",
+    receipt="portal:payment_receipt",
+    home="portal:overview",
+    autopay="portal:autopay",
+    promise="portal:promise",
+    plan="portal:plan",
+)
+PAY_DOOR = Door(
+    base="pay/base.html",
+    pay="pay:checkout",
+    payment="pay:payment",
+    receipt="pay:payment_receipt",
+    home="pay:home",
+    autopay="",  # saving a method for autopay is the portal's (a full account's) business
+    promise="pay:promise",
+    plan="pay:plan",
+)
+
+
+def door_of(access: Access) -> Door:
+    return PORTAL_DOOR if access.can(Perm.PORTAL_VIEW) else PAY_DOOR
+
+
 def _common(access: Access, customer: Customer) -> dict[str, object]:
-    return {"customer": customer, "access": access, "full": "portal.full" in access.perm_names, "nav": ""}
+    return {
+        "customer": customer,
+        "access": access,
+        "full": "portal.full" in access.perm_names,
+        "nav": "",
+        "door": door_of(access),
+    }
 
 
 def _choose(
@@ -353,7 +387,8 @@ def _review(
     settings_ = payment_settings(customer.organization)
     currency = customer.currency
     total = sum((line.amount for line in lines), Decimal(0))
-    fee = method_fee(settings_, choice.method, total, currency)
+    credit = min(credit_available(customer), total)
+    fee = method_fee(settings_, choice.method, total - credit, currency) if total > credit else Decimal(0)
     reason = dict(_reasons(settings_)).get(choice.reason, "") if any(line.partial for line in lines) else ""
     context = {
         **_common(access, customer),
@@ -372,8 +407,10 @@ def _review(
         "total": format_money(total, currency),
         "fee": format_money(fee, currency) if fee else "",
         "fee_label": fee_label(fee, METHOD_LABELS.get(choice.method, choice.method)),
-        "grand": format_money(total + fee, currency),
-        "grand_value": f"{total + fee}",
+        "credit": format_money(credit, currency) if credit else "",
+        "grand": format_money(total - credit + fee, currency),
+        "grand_value": f"{total - credit + fee}",
+        "by_credit_only": total <= credit,
         "method_label": METHOD_LABELS.get(choice.method, choice.method),
         "reason": reason,
         "checkout_token": secrets.token_urlsafe(24),
@@ -392,13 +429,18 @@ def _payer(request: HttpRequest, access: Access, customer: Customer) -> Contact 
     return Contact.objects.filter(customer=customer, user=request.user).first()
 
 
-def _payment_url(payment: Payment) -> str:
-    return reverse("portal:payment", args=[payment.pk])
+def _payment_url(access: Access, payment: Payment) -> str:
+    return reverse(door_of(access).payment, args=[payment.pk])
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @customer_required
 def pay(request: HttpRequest) -> HttpResponse:
+    return pay_page(request)
+
+
+def pay_page(request: HttpRequest) -> HttpResponse:
+    """Choose, review and confirm (the caller checked the door's permission)."""
     access = _access(request)
     customer = _customer(access)
     rows = _rows(access, customer)
@@ -416,8 +458,14 @@ def pay(request: HttpRequest) -> HttpResponse:
             payment = _own_payments(access, customer).filter(checkout_token=token).first()
             if payment is not None:
                 payment_return(payment=payment)  # providers that capture on return (PayPal)
-                return HttpResponseRedirect(_payment_url(payment))
-        choice = _default_choice(rows, methods, request.GET.get("invoice"))
+                return HttpResponseRedirect(_payment_url(access, payment))
+        choice = _default_choice(
+            rows,
+            methods,
+            request.GET.get("invoice"),
+            request.GET.get("mode", ""),
+            request.GET.get("amount", ""),
+        )
         return _choose(request, access, customer, rows, methods, choice)
     choice = _parse(request.POST, rows)
     step = request.POST.get("step", "")
@@ -450,8 +498,8 @@ def _confirm(
         return _choose(request, access, customer, rows, methods, choice, errors, status=400)
     made = Payment.objects.filter(customer=customer, checkout_token=token).first()
     if made is not None and made.state not in IN_FLIGHT:
-        return HttpResponseRedirect(_payment_url(made))  # a reload after it ended: show it
-    back = f"{settings.SITE_URL}{reverse('portal:pay')}?checkout={token}"
+        return HttpResponseRedirect(_payment_url(access, made))  # a reload after it ended: show it
+    back = f"{settings.SITE_URL}{reverse(door_of(access).pay)}?checkout={token}"
     try:
         started = payment_resume(customer=customer, checkout_token=token, return_url=back, cancel_url=back)
         if started is None:
@@ -465,6 +513,18 @@ def _confirm(
                     lines,
                     notice="The amounts changed since you reviewed them. Check them, then pay.",
                     status=409,
+                )
+            used, lines = credit_use(customer=customer, lines=lines, actor=actor_of(request))
+            if not lines:  # the credit paid it all: nothing to charge
+                messages.success(
+                    request,
+                    f"Paid with the credit on your account ({format_money(used, customer.currency)}).",
+                )
+                return HttpResponseRedirect(reverse(door_of(access).pay))
+            if used:
+                messages.info(
+                    request,
+                    f"{format_money(used, customer.currency)} of credit on your account was used first.",
                 )
             started = payment_start(
                 customer=customer,
@@ -482,7 +542,7 @@ def _confirm(
         # The twin of a double click may have made the payment meanwhile: follow it.
         twin = Payment.objects.filter(customer=customer, checkout_token=token).first()
         if twin is not None:
-            return HttpResponseRedirect(_payment_url(twin))
+            return HttpResponseRedirect(_payment_url(access, twin))
         errors = {_field_of(exc, choice): exc.message}
         return _choose(request, access, customer, rows, methods, choice, errors, status=400)
     except ProviderError as exc:
@@ -494,10 +554,13 @@ def _confirm(
 
 
 def _grand(customer: Customer, choice: Choice, lines: list[PayLine]) -> Decimal:
+    """What the review showed as the total to pay: the invoices, less the customer's
+    credit, plus the method's fee (or less its discount) on the rest."""
     total = sum((line.amount for line in lines), Decimal(0))
-    return total + method_fee(
-        payment_settings(customer.organization), choice.method, total, customer.currency
-    )
+    rest = total - min(credit_available(customer), total)
+    if rest <= 0:
+        return rest
+    return rest + method_fee(payment_settings(customer.organization), choice.method, rest, customer.currency)
 
 
 # --- the payment's page and receipt -------------------------------------------------------------
@@ -524,6 +587,10 @@ STATE_WORDS: dict[str, str] = {
 @require_safe
 @customer_required
 def payment(request: HttpRequest, payment_id: int) -> HttpResponse:
+    return payment_page(request, payment_id)
+
+
+def payment_page(request: HttpRequest, payment_id: int) -> HttpResponse:
     access = _access(request)
     customer = _customer(access)
     found = get_object_or_404(_own_payments(access, customer).select_related("contact"), pk=payment_id)
@@ -550,6 +617,19 @@ def payment(request: HttpRequest, payment_id: int) -> HttpResponse:
         for target in PaymentTarget.objects.filter(payment=found).select_related("invoice").order_by("pk")
     ]
     credit = unapplied(found)
+    rest = Decimal(0)
+    if found.state in (Payment.State.SUCCEEDED, Payment.State.PROCESSING):
+        # What is still to pay after it (a part payment): the invoices it was for and what
+        # else is past due, offered as a promise.
+        today = customer.organization.today()
+        still = selectors.invoices_visible(
+            customer, today=today, link_scope=access.link_scope, invoice_id=access.invoice_id
+        ).filter(open_amount__gt=0, currency=currency)
+        paid_invoices = list(
+            still.filter(Q(payment_targets__payment=found) | Q(due_date__lt=today)).distinct()
+        )
+        flying = in_flight(invoice.pk for invoice in paid_invoices)
+        rest = sum((payable(invoice, flying) for invoice in paid_invoices), Decimal(0))
     context = {
         **_common(access, customer),
         "payment": found,
@@ -560,6 +640,8 @@ def payment(request: HttpRequest, payment_id: int) -> HttpResponse:
         "fee_label": fee_label(found.fee_amount, method),
         "refunded": format_money(found.refunded_amount, currency) if found.refunded_amount else "",
         "credit": format_money(credit, currency) if credit > 0 else "",
+        "rest": format_money(rest, currency) if rest > 0 else "",
+        "rest_value": f"{rest}",
         "paid_lines": paid_lines,
         "targets": targets,
         "receipt": found.state in RECEIPT_STATES,
@@ -573,6 +655,10 @@ def payment(request: HttpRequest, payment_id: int) -> HttpResponse:
 @require_safe
 @customer_required
 def receipt_pdf(request: HttpRequest, payment_id: int) -> HttpResponse:
+    return receipt_download(request, payment_id)
+
+
+def receipt_download(request: HttpRequest, payment_id: int) -> HttpResponse:
     """The receipt as a download, never shown inline (as every file the portal serves)."""
     access = _access(request)
     customer = _customer(access)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openar.portal import details, messages, pay, views
+from openar.portal import autopay, commitments, details, messages, pay, views
 
 app_name = "portal"
 urlpatterns = [
@@ -20,4 +20,9 @@ urlpatterns = [
     path("pay/", pay.pay, name="pay"),
     path("pay/<int:payment_id>/", pay.payment, name="payment"),
     path("pay/<int:payment_id>/receipt.pdf", pay.receipt_pdf, name="payment_receipt"),
+    path("autopay/", autopay.autopay, name="autopay"),
+    path("promise/", commitments.promise, name="promise"),
+    path("plan/", commitments.plan, name="plan"),
+    path("plan/method/<int:setup_id>/", commitments.plan_method, name="plan_method_return"),
+    path("autopay/setup/<int:setup_id>/", autopay.setup_return, name="autopay_return"),
 ]

@@ -16,6 +16,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import formats, translation
 
 from openar.billing.models import Invoice
+from openar.commitments.models import Plan, Promise
 from openar.core.money import format_money, quantize
 from openar.customers.models import Contact, Customer, Hold
 
@@ -29,10 +30,47 @@ def held_invoices(moment: datetime.datetime) -> Exists:
     )
 
 
+def promised_invoices(moment: datetime.datetime) -> Q:
+    """An open promise covers the invoice at ``moment`` (until the end of its date plus the
+    grace days): one that names it, or one that names no invoice (the whole account)."""
+    return Q(
+        Exists(
+            Promise.invoices.through.objects.filter(
+                invoice_id=OuterRef("pk"),
+                promise__state=Promise.State.OPEN,
+                promise__covers_until__gt=moment,
+            )
+        )
+    ) | Q(
+        Exists(
+            Promise.objects.filter(
+                customer_id=OuterRef("customer_id"),
+                state=Promise.State.OPEN,
+                covers_until__gt=moment,
+                invoices__isnull=True,
+            )
+        )
+    )
+
+
+def planned_invoices() -> Exists:
+    """The invoice is in a payment plan that is active or waiting for approval."""
+    return Exists(
+        Plan.invoices.through.objects.filter(invoice_id=OuterRef("pk"), plan__state__in=Plan.OPEN_STATES)
+    )
+
+
 def remindable_invoices(moment: datetime.datetime) -> Any:
-    """Open invoices that collection may talk about (not on hold). Later issues add what
-    else pauses an invoice (an open dispute on its disputed amount, a promise, a plan)."""
-    return Invoice.objects.filter(open_amount__gt=0).exclude(held_invoices(moment))
+    """Open invoices that collection may talk about: not on hold, not covered by an open
+    promise (until its date plus grace), not in a pending or active payment plan. Only
+    dunning pauses: the invoices stay payable. Later issues add what else pauses an invoice
+    (an open dispute on its disputed amount)."""
+    return (
+        Invoice.objects.filter(open_amount__gt=0)
+        .exclude(held_invoices(moment))
+        .exclude(promised_invoices(moment))
+        .exclude(planned_invoices())
+    )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -38,6 +38,7 @@ from django_tasks import task
 from openar.billing.models import Document, Invoice
 from openar.billing.services import document_store
 from openar.billing.statements import render_statement_pdf, statement_for
+from openar.core.files import atomic_with_files
 from openar.customers.models import Contact, Customer, Hold
 from openar.identity.magic import magic_links_issue
 from openar.identity.models import MagicLink, User
@@ -52,7 +53,11 @@ from openar.tenants.models import Organization
 logger = logging.getLogger(__name__)
 
 UNSUBSCRIBE_SALT = "openar.reminders.unsubscribe"
-EASY_PAY_TARGET = "/portal/pay/"  # the one-click Easy Pay link opens the payment page
+# The one-click Easy Pay link: for what is past due, a pay-page link (``/pay/<token>/``: pay,
+# promise or arrange, nothing else of the account); before anything is due, the portal's
+# payment page.
+EASY_PAY_TARGET = "/portal/pay/"
+PAY_PAGE_TARGET = "/pay/"
 
 
 class NothingToRemind(Exception):
@@ -296,7 +301,11 @@ class _Ready:
 @dataclass
 class Batch:
     """Makes the reminders of a run: hundreds in a few statements (links, threads,
-    messages, their invoices and audit rows in bulk), or one at a time."""
+    messages, their invoices and audit rows in bulk), or one at a time.
+
+    ``ignore_quiet_hours``: staff chose the moment (send now), so the message does not wait
+    for the organization's quiet hours to end. Consent and working addresses still decide
+    who may receive it."""
 
     customers: dict[int, Customer]
     contacts: dict[int, list[Contact]]
@@ -304,6 +313,7 @@ class Batch:
     settings: ReminderSettings
     now: datetime.datetime
     today: datetime.date
+    ignore_quiet_hours: bool = False
 
     def _ready(self, item: Planned) -> _Ready | str:
         customer = self.customers[item.customer_id]
@@ -353,16 +363,25 @@ class Batch:
             .order_by("customer_id", "due_date", "pk")
         ):
             open_invoices[invoice.customer_id].append(invoice)
-        with transaction.atomic():
+        # The statements' files are written as the batch goes: a batch that rolls back (a
+        # reminder another worker made first, an error) deletes them with their rows.
+        with atomic_with_files():
             # Two links per reminder: one opens the invoices, one (Easy Pay) the payment page.
             wanted = [
-                (r.contact, scope_, target)
+                link
                 for r in ready
                 if r.contact is not None and r.item.step.channel != Channel.LETTER
-                for scope_ in [
-                    MagicLink.Scope.PAST_DUE if r.item.step.offset_days >= 0 else MagicLink.Scope.ACCOUNT
-                ]
-                for target in ("", EASY_PAY_TARGET)
+                for link in (
+                    [
+                        (r.contact, MagicLink.Scope.PAST_DUE, ""),
+                        (r.contact, MagicLink.Scope.PAY, PAY_PAGE_TARGET),
+                    ]
+                    if r.item.step.offset_days >= 0
+                    else [
+                        (r.contact, MagicLink.Scope.ACCOUNT, ""),
+                        (r.contact, MagicLink.Scope.ACCOUNT, EASY_PAY_TARGET),
+                    ]
+                )
             ]
             links = iter(magic_links_issue(wanted))  # type: ignore[arg-type]
             messages: list[Message] = []
@@ -400,7 +419,7 @@ class Batch:
                     raise NothingToRemind  # cannot happen for a planned step; never sent empty
                 draft = render(r.template.subject, r.template.body, context)
                 not_before = None
-                if step.channel in (Channel.EMAIL, Channel.SMS):
+                if step.channel in (Channel.EMAIL, Channel.SMS) and not self.ignore_quiet_hours:
                     zone = r.contact.tz if r.contact is not None else r.customer.organization.tz
                     not_before = quiet_until(
                         self.now, zone, self.settings.quiet_start, self.settings.quiet_end
@@ -576,7 +595,9 @@ def reminder_skip(*, customer: Customer, step: DunningStep, cycle: int, actor: U
 
 def reminder_send_now(*, customer: Customer, step: DunningStep, cycle: int, actor: User | None) -> str:
     """Create the reminder now and queue it at once (no quiet-hours wait: staff chose the
-    moment). Returns "created", or why it could not be (blocked, already recorded)."""
+    moment; nor a frequency cap, which only the engine's planning applies). Consent and
+    working addresses count as for any reminder. Returns "created", or why it could not be
+    (blocked, already recorded)."""
     from openar.core.audit import log_event
 
     now = timezone.now()
@@ -591,14 +612,14 @@ def reminder_send_now(*, customer: Customer, step: DunningStep, cycle: int, acto
     anchor = Invoice.objects.filter(pk=cycle, customer=customer).first()
     if anchor is None:
         return "this cycle's invoice is gone"
-    immediate = ReminderSettings(quiet_start=settings.quiet_start, quiet_end=settings.quiet_start)
     batch = Batch(
         {customer.pk: customer},
         {customer.pk: contacts},
         templates,
-        immediate,
+        settings,
         now,
         now.astimezone(organization.tz).date(),
+        ignore_quiet_hours=True,
     )
     outcome = batch.create_one(Planned(customer.pk, step, cycle, anchor.due_date))
     if outcome == "already":

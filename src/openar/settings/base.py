@@ -51,9 +51,11 @@ INSTALLED_APPS = [
     "openar.payments",
     "openar.notifications",
     "openar.reminders",
+    "openar.commitments",
     "django_tasks",
     "django_tasks_db",
     "openar.portal",
+    "openar.pay",
     "openar.desk",
 ]
 

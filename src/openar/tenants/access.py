@@ -19,7 +19,7 @@ from django.shortcuts import render
 
 from openar.identity.models import User
 from openar.tenants.models import STAFF_ROLES, Membership, Organization, Role
-from openar.tenants.permissions import MAGIC_LINK_PERMISSIONS, ROLE_PERMISSIONS, Perm
+from openar.tenants.permissions import MAGIC_LINK_PERMISSIONS, PAY_LINK_PERMISSIONS, ROLE_PERMISSIONS, Perm
 
 if TYPE_CHECKING:
     from openar.customers.models import Contact, Customer
@@ -37,7 +37,7 @@ class Access:
     customer: Customer | None = None
     creditor: Creditor | None = None
     contact: Contact | None = None
-    link_scope: str = ""  # magic sessions: "invoice", "past_due" or "account"
+    link_scope: str = ""  # magic sessions: "invoice", "past_due", "account" or "pay"
     invoice_id: int | None = None
     perms: frozenset[Perm] = field(default=frozenset())
     read_only: bool = False  # staff viewing the portal as a customer: nothing may change
@@ -80,7 +80,7 @@ class Access:
             contact=contact,
             link_scope=link_scope,
             invoice_id=invoice_id,
-            perms=MAGIC_LINK_PERMISSIONS,
+            perms=PAY_LINK_PERMISSIONS if link_scope == "pay" else MAGIC_LINK_PERMISSIONS,
         )
 
     def can(self, perm: Perm) -> bool:
@@ -118,6 +118,7 @@ _DOORS = {
     Perm.DESK_COLLECT: "this action of the staff desk",
     Perm.DESK_ADMIN: "the desk's administration",
     Perm.DESK_VIEW_AS: "viewing the portal as a customer",
+    Perm.PAY_VIEW: "the pay page",
 }
 
 
@@ -161,6 +162,8 @@ def landing_url(access: Access | None, *, signed_in: bool = False) -> str:
         return "/portal/"
     if access.can(Perm.DESK_VIEW):
         return "/desk/"
+    if access.can(Perm.PAY_VIEW):
+        return "/pay/"
     return "/welcome/"
 
 

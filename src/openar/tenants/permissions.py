@@ -16,6 +16,7 @@ class Perm(StrEnum):
     DESK_COLLECT = "desk.collect"  # act on accounts: magic links, notes, calls, promises
     DESK_ADMIN = "desk.admin"  # security policy, users, the security log
     DESK_VIEW_AS = "desk.view_as"  # open the portal as one of the customers sees it
+    PAY_VIEW = "pay.view"  # the login-free pay page: what is past due, to pay, promise or arrange
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
@@ -28,3 +29,5 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
 
 # A magic-link session is narrow: it sees and pays what its link points to, nothing more.
 MAGIC_LINK_PERMISSIONS = frozenset({Perm.PORTAL_VIEW})
+# A pay-page link (``/pay/<token>/``) opens the pay page and nothing else of the account.
+PAY_LINK_PERMISSIONS = frozenset({Perm.PAY_VIEW})

@@ -53,10 +53,16 @@ delivery is signed with its own transmission time). PayPal's events map to OpenA
 ``PAYMENT.CAPTURE.DENIED``              ``payment.failed``
 ``CHECKOUT.PAYMENT-APPROVAL.REVERSED``  ``payment.failed``
 ``PAYMENT.CAPTURE.REVERSED``            ``payment.returned`` (a chargeback or reversal)
-``PAYMENT.CAPTURE.REFUNDED``            ``refund.succeeded``
+``PAYMENT.CAPTURE.REFUNDED``            ``refund.succeeded`` (the refund ``COMPLETED``)
+``PAYMENT.CAPTURE.REFUNDED``            ``refund.failed`` (the refund ``FAILED`` or
+                                        ``CANCELLED``)
 ======================================  =====================
 
-Anything else keeps PayPal's own name; the service stores it and ignores it.
+Anything else keeps PayPal's own name; the service stores it and ignores it. PayPal has no
+webhook of its own for a refund that failed: ``PAYMENT.CAPTURE.REFUNDED`` reports the refund
+as it is, and one whose status is ``FAILED`` or ``CANCELLED`` gave nothing back
+(``refund.failed``); one still ``PENDING`` keeps PayPal's name until another event says how
+it ended. A reversal carries its amount, which may be part of the payment only.
 
 Matching events to payments. ``Payment.provider_payment_id`` holds the order id. Capture
 events name it in ``supplementary_data.related_ids.order_id``, the approval reversal in
@@ -96,6 +102,7 @@ from openar.payments.providers.base import (
     PAYMENT_PROCESSING,
     PAYMENT_RETURNED,
     PAYMENT_SUCCEEDED,
+    REFUND_FAILED,
     REFUND_SUCCEEDED,
     Checkout,
     CheckoutRequest,
@@ -145,6 +152,10 @@ FAILED_MESSAGES = {
     "taken.",
 }
 RETURNED_MESSAGE = "PayPal took the payment back (a chargeback or reversal)"
+REFUND_FAILED_MESSAGES = {
+    "FAILED": "PayPal could not make the refund.",
+    "CANCELLED": "The refund was cancelled at PayPal.",
+}
 
 # A capture's status → our event type (``capture`` answers and ``PAYMENT.CAPTURE.*`` alike).
 _CAPTURE_TYPES = {
@@ -723,9 +734,13 @@ def _normalize(data: Mapping[str, Any], sent_at: datetime.datetime) -> list[Even
         fields["message"] = f"{RETURNED_MESSAGE}: {note}." if note else f"{RETURNED_MESSAGE}."
         fields["amount"] = from_value(amount.get("value"))
     elif type_ == REFUND_SUCCEEDED:
-        if resource.get("status") != "COMPLETED" or not resource.get("id"):
-            type_ = event_type  # not (yet) a refund that went through
+        status = str(resource.get("status") or "")
+        if not resource.get("id") or (status != "COMPLETED" and status not in REFUND_FAILED_MESSAGES):
+            type_ = event_type  # not (yet) a refund that ended
         else:
+            if status in REFUND_FAILED_MESSAGES:
+                type_ = REFUND_FAILED
+                fields["message"] = REFUND_FAILED_MESSAGES[status]
             fields["amount"] = from_value(amount.get("value"))
             fields["refund_id"] = str(resource["id"])
     return [

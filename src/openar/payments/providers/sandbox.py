@@ -14,6 +14,14 @@ Test numbers:
 - bank account ``000123456789``: accepted, in flight, settles three days later.
 - bank account ``000111111113``: settles three days later, then is returned two days after
   ("The account has insufficient funds (R01).").
+
+Saving a method for autopay (``/sandbox/setup/<id>/``): the cards ``4242…`` and ``3184``
+and the bank accounts above are saved, and later charges behave as a payment with them
+would (paid; bank debits settle three days later, the second account is then returned);
+card ``4000 0000 0000 0341`` is saved but every charge to it is declined; any other number
+cannot be saved. The sandbox's own records (setups, the events it will send later) stand
+for what a real provider keeps on its servers: the provider class below talks to them as to
+a remote API and never touches OpenAR's tables.
 """
 
 from __future__ import annotations
@@ -30,12 +38,19 @@ from typing import Any
 from django.conf import settings
 
 from openar.payments.providers.base import (
+    Charge,
+    ChargeRequest,
     Checkout,
     CheckoutRequest,
+    Declined,
     Event,
     InvalidEvent,
     RefundRequest,
     RefundResult,
+    SavedMethodInfo,
+    Setup,
+    SetupIncomplete,
+    SetupRequest,
 )
 from openar.payments.providers.registry import register
 
@@ -65,7 +80,12 @@ class SandboxProvider:
     def create_checkout(self, request: CheckoutRequest, credentials: Mapping[str, str]) -> Checkout:
         # Derived from the idempotency key: the same key always gets the same checkout, as a
         # real provider's idempotency does.
+        from openar.payments import sandbox
+
         checkout_id = "sbx_" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:24]
+        sandbox.checkout_open(
+            checkout_id=checkout_id, return_url=request.return_url, cancel_url=request.cancel_url
+        )
         return Checkout(
             provider_payment_id=checkout_id, redirect_url=f"{settings.SITE_URL}/sandbox/pay/{checkout_id}/"
         )
@@ -106,6 +126,47 @@ class SandboxProvider:
     def refund(self, request: RefundRequest, credentials: Mapping[str, str]) -> RefundResult:
         refund_id = "sbr_" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:24]
         return RefundResult(provider_refund_id=refund_id, succeeded=True)
+
+    # --- saved methods: the sandbox's "servers" are ``openar.payments.sandbox`` -------------
+
+    def start_setup(self, request: SetupRequest, credentials: Mapping[str, str]) -> Setup:
+        from openar.payments import sandbox
+
+        digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()
+        setup_id = "sbs_" + digest[:24]
+        customer_ref = request.customer_ref or "sbc_" + digest[24:48]
+        sandbox.setup_open(
+            setup_id=setup_id,
+            customer_ref=customer_ref,
+            method=request.method,
+            return_url=request.return_url,
+            cancel_url=request.cancel_url,
+            organization_name=request.organization_name,
+        )
+        return Setup(
+            provider_setup_id=setup_id,
+            redirect_url=f"{settings.SITE_URL}/sandbox/setup/{setup_id}/",
+            customer_ref=customer_ref,
+        )
+
+    def complete_setup(self, provider_setup_id: str, credentials: Mapping[str, str]) -> SavedMethodInfo:
+        from openar.payments import sandbox
+
+        found = sandbox.setup_result(provider_setup_id)
+        if found is None:
+            raise SetupIncomplete("The card or bank account was not saved.")
+        return SavedMethodInfo(**found)
+
+    def charge_saved(self, request: ChargeRequest, credentials: Mapping[str, str]) -> Charge:
+        from openar.payments import sandbox
+
+        payment_id = "sbx_" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:24]
+        outcome = sandbox.charge(
+            provider_payment_id=payment_id, payment_id=request.payment_id, method_ref=request.method_ref
+        )
+        if outcome == "declined":
+            raise Declined("Your card was declined.")
+        return Charge(provider_payment_id=payment_id, status=outcome)
 
 
 register("sandbox")(SandboxProvider)

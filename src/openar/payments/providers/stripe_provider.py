@@ -41,16 +41,22 @@ OpenAR's:
 ``checkout.session.async_payment_succeeded``               ``payment.succeeded``
 ``checkout.session.async_payment_failed``                  ``payment.failed``
 ``checkout.session.expired``                               ``payment.failed``
-``charge.dispute.created``                                 ``payment.returned``
+``charge.dispute.created`` (its ``amount``: all or part)   ``payment.returned``
 ``charge.refunded`` (one per succeeded refund listed)      ``refund.succeeded``
 ``refund.created`` / ``refund.updated``, ``succeeded``     ``refund.succeeded``
+``refund.failed``; ``refund.updated``, ``failed``          ``refund.failed``
+``refund.updated``, ``canceled``                           ``refund.failed``
+``charge.refund.updated`` (a refund, like ``refund.*``)    by the refund's status
 =========================================================  =====================
 
 Anything else keeps Stripe's own type name; the service stores it and ignores it. A bank
 debit that fails before the money arrived ends its session with ``async_payment_failed``; one
 that the customer's bank takes back after it succeeded (an unauthorized debit, a revoked
 mandate) reaches Stripe as a dispute, hence ``charge.dispute.created`` is the return.
-``charge.failed`` is not a return and ``charge.refunded`` is only ever a refund.
+``charge.failed`` is not a return and ``charge.refunded`` is only ever a refund. A dispute
+carries the disputed amount, which may be part of the payment only: the service then takes
+back that part alone. A refund that Stripe could not make (``failed``, with its
+``failure_reason``) or that was cancelled gave nothing back: ``refund.failed``.
 
 Matching events to payments. ``Payment.provider_payment_id`` holds the Checkout Session id
 (``cs_...``), and session events carry it. Charges, disputes and refunds belong to the
@@ -70,7 +76,10 @@ and every later ``charge.refunded`` of the charge), so the service counts each r
 The Stripe account's webhook endpoint should send: ``checkout.session.completed``,
 ``checkout.session.async_payment_succeeded``, ``checkout.session.async_payment_failed``,
 ``checkout.session.expired``, ``charge.dispute.created``, ``charge.refunded``,
-``refund.created`` and ``refund.updated``.
+``refund.created``, ``refund.updated`` and ``refund.failed``; for autopay and installments
+(charges of saved methods, PaymentIntents whose metadata says ``openar_charge: saved``),
+also ``payment_intent.succeeded``, ``payment_intent.processing`` and
+``payment_intent.payment_failed``.
 """
 
 from __future__ import annotations
@@ -93,7 +102,10 @@ from openar.payments.providers.base import (
     PAYMENT_PROCESSING,
     PAYMENT_RETURNED,
     PAYMENT_SUCCEEDED,
+    REFUND_FAILED,
     REFUND_SUCCEEDED,
+    Charge,
+    ChargeRequest,
     Checkout,
     CheckoutRequest,
     Declined,
@@ -103,6 +115,10 @@ from openar.payments.providers.base import (
     ProviderUnavailable,
     RefundRequest,
     RefundResult,
+    SavedMethodInfo,
+    Setup,
+    SetupIncomplete,
+    SetupRequest,
 )
 from openar.payments.providers.registry import register
 
@@ -122,6 +138,8 @@ FAILED_MESSAGES = {
     "checkout.session.async_payment_failed": "The bank payment failed.",
     "checkout.session.expired": "The payment page expired before payment.",
 }
+# Events whose object is a refund: mapped by the refund's status.
+REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
 
 
 class StripeProvider:
@@ -225,6 +243,116 @@ class StripeProvider:
                 options={"idempotency_key": request.idempotency_key},
             )
         return RefundResult(provider_refund_id=refund.id, succeeded=refund.status == "succeeded")
+
+    # --- saved methods and autopay ----------------------------------------------------------
+
+    def start_setup(self, request: SetupRequest, credentials: Mapping[str, str]) -> Setup:
+        """A Stripe Customer (made once per OpenAR customer and reused) and a Checkout Session
+        in setup mode, where the customer saves a card or bank account: Stripe's page, so the
+        numbers never reach OpenAR; Stripe keeps the method (a SetupIntent) for later charges.
+        Both requests carry keys derived from the setup row's idempotency key."""
+        method_type = PAYMENT_METHOD_TYPES.get(request.method)
+        if method_type is None:
+            raise ProviderUnavailable(f"Stripe cannot save {request.method!r} methods here.", retryable=False)
+        metadata = {
+            **{str(key): _metadata_value(value) for key, value in request.metadata.items()},
+            "organization_id": str(request.organization_id),
+        }
+        with self._client(credentials) as client:
+            customer_ref = request.customer_ref
+            if not customer_ref:
+                made = client.v1.customers.create(
+                    {
+                        "name": request.customer_name[:_PRODUCT_NAME_MAX],
+                        "metadata": metadata,
+                        **({"email": request.customer_email} if request.customer_email else {}),
+                    },
+                    options={"idempotency_key": f"{request.idempotency_key}:customer"},
+                )
+                customer_ref = made.id
+            session = client.v1.checkout.sessions.create(
+                {
+                    "mode": "setup",
+                    "customer": customer_ref,
+                    "currency": request.currency.lower(),
+                    "payment_method_types": [method_type],
+                    "metadata": metadata,
+                    "setup_intent_data": {"metadata": metadata},
+                    "success_url": request.return_url,
+                    "cancel_url": request.cancel_url,
+                },  # type: ignore[arg-type]  # a plain dict; the TypedDict adds nothing here
+                options={"idempotency_key": f"{request.idempotency_key}:setup"},
+            )
+        if not session.url:
+            raise ProviderUnavailable("Stripe created the setup without a page.", retryable=False)
+        return Setup(provider_setup_id=session.id, redirect_url=session.url, customer_ref=customer_ref)
+
+    def complete_setup(self, provider_setup_id: str, credentials: Mapping[str, str]) -> SavedMethodInfo:
+        """What the customer saved: the session's SetupIntent and its payment method."""
+        with self._client(credentials) as client:
+            session = client.v1.checkout.sessions.retrieve(
+                provider_setup_id, {"expand": ["setup_intent.payment_method"]}
+            ).to_dict()
+        intent = _dict(session.get("setup_intent"))
+        method = _dict(intent.get("payment_method"))
+        if session.get("status") != "complete" or intent.get("status") != "succeeded" or not method.get("id"):
+            raise SetupIncomplete("The card or bank account was not saved.")
+        customer_ref = _id_of(session.get("customer")) or _id_of(method.get("customer"))
+        if method.get("type") == "us_bank_account":
+            bank = _dict(method.get("us_bank_account"))
+            name = str(bank.get("bank_name") or "Bank account")
+            return SavedMethodInfo(
+                customer_ref=customer_ref,
+                method_ref=str(method["id"]),
+                method="ach",
+                label=f"{name} ending {bank.get('last4') or '????'}"[:100],
+            )
+        card = _dict(method.get("card"))
+        brand = str(card.get("brand") or "card").replace("_", " ").title()
+        expires = None
+        month, year = card.get("exp_month"), card.get("exp_year")
+        if isinstance(month, int) and isinstance(year, int) and 1 <= month <= 12:
+            expires = datetime.date(year + month // 12, month % 12 + 1, 1) - datetime.timedelta(days=1)
+        return SavedMethodInfo(
+            customer_ref=customer_ref,
+            method_ref=str(method["id"]),
+            method="card",
+            label=f"{brand} ending {card.get('last4') or '????'}"[:100],
+            expires=expires,
+        )
+
+    def charge_saved(self, request: ChargeRequest, credentials: Mapping[str, str]) -> Charge:
+        """Charge a saved method with the customer away (``off_session``), confirmed at once:
+        a PaymentIntent with the payment row's idempotency key. A card that needs its holder
+        (authentication) counts as declined: the customer is told and can pay in the portal."""
+        method_type = PAYMENT_METHOD_TYPES.get(request.method)
+        if method_type is None:
+            raise ProviderUnavailable(f"Stripe cannot charge {request.method!r} here.", retryable=False)
+        metadata = {
+            **{str(key): _metadata_value(value) for key, value in request.metadata.items()},
+            "openar_payment_id": str(request.payment_id),
+            "organization_id": str(request.organization_id),
+            "openar_charge": "saved",
+        }
+        with self._client(credentials) as client:
+            intent = client.v1.payment_intents.create(
+                {
+                    "amount": to_minor_units(request.amount, request.currency),
+                    "currency": request.currency.lower(),
+                    "customer": request.customer_ref,
+                    "payment_method": request.method_ref,
+                    "off_session": True,
+                    "confirm": True,
+                    "description": request.description[:_PRODUCT_NAME_MAX],
+                    "metadata": metadata,
+                },
+                options={"idempotency_key": request.idempotency_key},
+            )
+        if intent.status == "succeeded":
+            return Charge(provider_payment_id=intent.id, status="succeeded")
+        if intent.status == "processing":
+            return Charge(provider_payment_id=intent.id, status="processing")
+        raise Declined("Your bank asks you to confirm this payment: pay it in the portal instead.")
 
     # --- webhooks --------------------------------------------------------------------------
 
@@ -400,11 +528,13 @@ def _normalize(
                 amount=_amount(obj.get("amount"), currency),
             )
         ]
-    if event_type in ("refund.created", "refund.updated"):
-        if obj.get("status") == "succeeded":
-            return [
-                event(REFUND_SUCCEEDED, amount=_amount(obj.get("amount"), currency), refund_id=str(obj["id"]))
-            ]
+    if event_type in REFUND_EVENTS and obj.get("id"):
+        status = obj.get("status")
+        refund = {"amount": _amount(obj.get("amount"), currency), "refund_id": str(obj["id"])}
+        if status == "succeeded":
+            return [event(REFUND_SUCCEEDED, **refund)]
+        if status in ("failed", "canceled"):
+            return [event(REFUND_FAILED, message=_refund_failure(obj), **refund)]
         return [event(event_type)]
     if event_type == "charge.refunded":
         # Recent API versions leave the refunds out of the charge: then there is no refund id to
@@ -423,7 +553,26 @@ def _normalize(
             )
             for r in listed
         ] or [event(event_type)]
+    if obj.get("object") == "payment_intent" and metadata.get("openar_charge") == "saved":
+        # A charge of a saved method (autopay, an installment): its PaymentIntent is the
+        # payment. Checkout's own PaymentIntents are reported by their session's events.
+        if event_type == "payment_intent.succeeded":
+            return [event(PAYMENT_SUCCEEDED)]
+        if event_type == "payment_intent.processing":
+            return [event(PAYMENT_PROCESSING)]
+        if event_type == "payment_intent.payment_failed":
+            error = _dict(obj.get("last_payment_error"))
+            return [
+                event(PAYMENT_FAILED, message=str(error.get("message") or "The payment did not go through."))
+            ]
     return [event(event_type)]
+
+
+def _refund_failure(refund: dict[str, Any]) -> str:
+    if refund.get("status") == "canceled":
+        return "The refund was cancelled at Stripe."
+    reason = str(refund.get("failure_reason") or "").replace("_", " ")
+    return f"Stripe could not make the refund: {reason}." if reason else "Stripe could not make the refund."
 
 
 def _amount(minor: object, currency: str) -> Decimal | None:
