@@ -325,6 +325,96 @@ def _distributor(rng: random.Random, password: str) -> None:
             ages = sorted(rng.sample(range(3, 200), rng.randint(4, 10)))
             invoices = _invoices(customer, rng, today, "NW", counter, ages)
             _settle_history(customer, invoices, rng, today, behaviour)
+        _commitments(org, collector, today)
+
+
+def _commitments(org: Organization, collector: User, today: datetime.date) -> None:
+    """Promises and plans for the desk's pages (Dana's own account is left free to try them):
+    one promise due in a few days and one due today, promises of the past kept, partly kept
+    and broken (with the worklist task of a broken one), and a plan paid by hand."""
+    from openar.commitments.models import Promise
+    from openar.commitments.services import plan_create, plan_quote, plan_terms, promise_create
+    from openar.customers.models import Task
+    from openar.customers.services import task_create
+
+    late = [
+        customer
+        for customer in Customer.objects.filter(organization=org).exclude(number="NW1001").order_by("number")
+        if Invoice.objects.filter(customer=customer, open_amount__gt=0, due_date__lt=today).exists()
+    ]
+    if len(late) < 6:
+        return
+
+    def past_due(customer: Customer) -> list[Invoice]:
+        return list(
+            Invoice.objects.filter(customer=customer, open_amount__gt=0, due_date__lt=today).order_by(
+                "due_date"
+            )
+        )
+
+    for customer, days in ((late[0], 3), (late[1], 0)):
+        invoice = past_due(customer)[0]
+        promise_create(
+            customer=customer,
+            amount=invoice.open_amount,
+            promised_date=today + datetime.timedelta(days=days),
+            invoices=[invoice],
+            note="Said on the phone: paying once their customer pays them.",
+            contact=customer.contacts.first(),
+            actor=collector,
+            source="desk",
+        )
+    for customer, state, share, ago in (
+        (late[2], Promise.State.KEPT, Decimal(1), 12),
+        (late[3], Promise.State.PARTLY_KEPT, Decimal("0.5"), 20),
+        (late[4], Promise.State.BROKEN, Decimal(0), 9),
+    ):
+        invoice = past_due(customer)[0]
+        promised = today - datetime.timedelta(days=ago)
+        promise = Promise.objects.create(
+            organization=org,
+            customer=customer,
+            contact=customer.contacts.first(),
+            amount=invoice.open_amount,
+            currency=invoice.currency,
+            promised_date=promised,
+            covers_until=_at(promised + datetime.timedelta(days=3), 23),
+            state=state,
+            paid_amount=(invoice.open_amount * share).quantize(Decimal("0.01")),
+            source="desk",
+            created_by=collector,
+            resolved_at=_at(promised + datetime.timedelta(days=4)),
+        )
+        promise.invoices.set([invoice])
+        Promise.objects.filter(pk=promise.pk).update(created_at=_at(promised - datetime.timedelta(days=10)))
+        if state == Promise.State.BROKEN:
+            task_create(
+                customer=customer,
+                kind=Task.Kind.BROKEN_PROMISE,
+                summary=f"Broken promise: {customer.name} did not pay {invoice.open_amount} by {promised}",
+                due_date=promised + datetime.timedelta(days=4),
+                source_type="commitments.promise",
+                source_id=promise.pk,
+            )
+    customer = late[5]
+    invoices = past_due(customer)
+    arrangement = {
+        "invoices": invoices,
+        "down_payment": Decimal(0),
+        "frequency": "monthly",
+        "installment_count": 3,
+        "first_date": today + datetime.timedelta(days=7),
+    }
+    quote = plan_quote(customer=customer, **arrangement)  # type: ignore[arg-type]
+    plan_create(
+        customer=customer,
+        **arrangement,  # type: ignore[arg-type]
+        agreed_text=plan_terms(customer, quote, None),
+        contact=customer.contacts.first(),
+        actor=collector,
+        ip=None,
+        source="desk",
+    )
 
 
 def _harbor_street(

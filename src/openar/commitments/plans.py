@@ -530,10 +530,12 @@ def plan_propose(
     actor: User | None,
 ) -> str:
     """Staff propose a plan for the customer to accept themselves: the contact gets an email
-    with the schedule and a pay-page link (``/pay/<token>/``) that opens the plan page on
-    this arrangement, with its terms, to accept there. Nothing is set up until they do (then
-    through ``plan_create``, with their own consent); a proposal that no longer fits (paid
-    meanwhile, another plan) is quoted again when they open it. Returns the link.
+    with the schedule and a link that opens the plan page on this arrangement, with its
+    terms, to accept there: the pay page's (``/pay/<token>/``) when every invoice is past
+    due, else the portal's (a link to the account, which shows invoices not yet due).
+    Nothing is set up until they do (then through ``plan_create``, with their own consent);
+    a proposal that no longer fits (paid meanwhile, another plan) is quoted again when they
+    open it. Returns the link.
 
     Checked like a plan (``plan_quote``'s fields), plus ``contact``: one of the customer's,
     with an email address. Audited (``openar.plan.proposed``) with a staff-only timeline
@@ -565,7 +567,13 @@ def plan_propose(
             "first_date": quote.first_date.isoformat(),
         }
     )
-    target = f"/pay/plan/?{query}"
+    # The pay page shows what is past due: a proposal with an invoice not yet due opens the
+    # portal's plan page instead (a link to the account), where the customer sees it all.
+    today = customer.organization.today()
+    chosen = Invoice.objects.filter(pk__in=quote.invoice_ids)
+    all_late = all(invoice.due_date < today for invoice in chosen)
+    scope_ = MagicLink.Scope.PAY if all_late else MagicLink.Scope.ACCOUNT
+    target = f"/pay/plan/?{query}" if all_late else f"/portal/plan/?{query}"
     if len(target) > 300:
         raise ServiceError("Too many invoices for one proposal: choose fewer.", field="invoices")
     currency = quote.currency
@@ -576,9 +584,7 @@ def plan_propose(
     )
     organization = customer.organization
     with transaction.atomic():
-        issued = magic_link_create(
-            contact=contact, scope_=MagicLink.Scope.PAY, target=target, created_by=actor
-        )
+        issued = magic_link_create(contact=contact, scope_=scope_, target=target, created_by=actor)
         activity_record(
             customer=customer,
             kind=Activity.Kind.COMMITMENT,

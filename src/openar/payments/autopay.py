@@ -353,12 +353,18 @@ def _due_invoices(customer: Customer, today: datetime.date, now: datetime.dateti
     ]
     if any(hold.invoice_id is None for hold in holds):
         return []
+    from openar.reminders.context import planned_invoices, promised_invoices
+
     held = {hold.invoice_id for hold in holds}
+    # A payment plan or a promise decides when those invoices are paid: not autopay.
     invoices = [
         invoice
         for invoice in Invoice.objects.filter(
             customer=customer, open_amount__gt=0, currency=customer.currency, due_date__lte=today
-        ).order_by("due_date", "pk")
+        )
+        .exclude(planned_invoices())
+        .exclude(promised_invoices(now))
+        .order_by("due_date", "pk")
         if invoice.pk not in held
     ]
     flying = online.in_flight(invoice.pk for invoice in invoices)
@@ -376,31 +382,46 @@ def _charge(autopay: Autopay, now: datetime.datetime) -> str:
         return "skipped: the method was removed"
     today = customer.organization.today()
     token = f"autopay-{today.isoformat()}-{autopay.failures}"
-    payment = Payment.objects.filter(customer=customer, checkout_token=token).first()
-    if payment is None:
-        lines = _due_invoices(customer, today, now)
-        if lines:  # credit on the account pays first (an overpayment, say)
-            _, lines = credit_use(customer=customer, lines=lines, actor=None)
-            if not lines:
-                return "paid by credit"
-        if not lines:
-            if autopay.next_attempt_at is not None:  # paid meanwhile: nothing to try again
-                Autopay.objects.filter(pk=autopay.pk).update(
-                    next_attempt_at=None, failures=0, last_failure=""
-                )
-            return "nothing due"
-        payment = online.payment_create(
-            customer=customer,
-            lines=lines,
-            method=method.method,
-            provider_name=method.provider,
-            checkout_token=token,
-            contact=autopay.consent_contact,
-            saved_method=method,
-        )
+    with transaction.atomic():
+        # One worker decides today's payment: the credit is used once, with the payment made.
+        Autopay.objects.select_for_update().filter(pk=autopay.pk).first()
+        found = Payment.objects.filter(customer=customer, checkout_token=token).first()
+        payment = found if found is not None else _make_payment(autopay, customer, method, token, today, now)
+        if isinstance(payment, str):
+            return payment
     if payment.state != Payment.State.PENDING:
         return f"skipped: today's payment is {payment.state}"
     return charge_pending(payment)
+
+
+def _make_payment(
+    autopay: Autopay,
+    customer: Customer,
+    method: SavedMethod,
+    token: str,
+    today: datetime.date,
+    now: datetime.datetime,
+) -> Payment | str:
+    """Today's payment for what is due (after the credit on the account), or what to say
+    when there is nothing to charge."""
+    lines = _due_invoices(customer, today, now)
+    if lines:  # credit on the account pays first (an overpayment, say)
+        _, lines = credit_use(customer=customer, lines=lines, actor=None)
+        if not lines:
+            return "paid by credit"
+    if not lines:
+        if autopay.next_attempt_at is not None:  # paid meanwhile: nothing to try again
+            Autopay.objects.filter(pk=autopay.pk).update(next_attempt_at=None, failures=0, last_failure="")
+        return "nothing due"
+    return online.payment_create(
+        customer=customer,
+        lines=lines,
+        method=method.method,
+        provider_name=method.provider,
+        checkout_token=token,
+        contact=autopay.consent_contact,
+        saved_method=method,
+    )
 
 
 def charge_pending(payment: Payment) -> str:

@@ -322,6 +322,10 @@ def _checkout(payment: Payment, *, return_url: str, cancel_url: str) -> Started:
     """Open (or find again: the idempotency key makes it the same) the provider's checkout."""
     if payment.state not in IN_FLIGHT:
         raise ServiceError("This payment has already been made or has ended; start a new one.")
+    if payment.saved_method_id is not None:
+        # Charged to a saved method (autopay, an installment): never also at a checkout page,
+        # which could take the money a second time.
+        raise ServiceError("This payment is charged to your saved card or account: nothing to do here.")
     customer = payment.customer
     organization = customer.organization
     contact = payment.contact

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from openar.core.errors import ServiceError
 from openar.core.http import client_ip
+from openar.customers.models import Contact, Customer
 from openar.identity.stepup import step_up_fresh
 from openar.payments.autopay import (
     autopay_disable,
@@ -31,12 +32,29 @@ from openar.payments.autopay import (
     setup_start,
 )
 from openar.payments.methods import METHOD_LABELS, methods_for
-from openar.payments.models import Autopay, MethodSetup, Payment
+from openar.payments.models import Autopay, MethodSetup, Payment, SavedMethod
 from openar.payments.providers.base import ProviderError
 from openar.portal.details import _access, _contact
 from openar.tenants.access import actor_of, customer_required
 
 SENSITIVE = ("save", "enable", "remove")
+
+
+def _payer(request: HttpRequest) -> Contact | None:
+    """Who is agreeing: the link's or the signed-in user's contact; staff acting for the
+    customer are nobody's contact (their own name is recorded as the user)."""
+    access = _access(request)
+    return None if access.is_view_as else _contact(request)
+
+
+def _methods(request: HttpRequest, customer: Customer) -> list[SavedMethod]:
+    """The saved methods this session may see and use: a sign-in link, those its own
+    contact saved (another person's card is theirs to agree to)."""
+    access = _access(request)
+    found = saved_methods(customer)
+    if access.is_narrow:
+        found = [m for m in found if m.saved_by_id == (access.contact.pk if access.contact else None)]
+    return found
 
 
 def _page(
@@ -45,8 +63,8 @@ def _page(
     access = _access(request)
     customer = access.customer
     assert customer is not None  # noqa: S101  (customer_required)
-    contact = _contact(request)
-    methods = saved_methods(customer)
+    contact = _payer(request)
+    methods = _methods(request, customer)
     chosen = chosen or request.POST.get("method_id") or request.GET.get("method") or ""
     selected = next((m for m in methods if str(m.pk) == chosen), methods[0] if methods else None)
     summary = autopay_summary(customer)
@@ -90,7 +108,7 @@ def autopay(request: HttpRequest) -> HttpResponse:
     if access.read_only:
         return _page(request, {"form": "Viewing as the customer: nothing can be changed from here."}, 403)
     action = request.POST.get("action", "")
-    contact = _contact(request)
+    contact = _payer(request)
     if (
         action in SENSITIVE
         and access.is_narrow
@@ -106,7 +124,7 @@ def autopay(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(redirect_url)
         if action == "enable":
             method = next(
-                (m for m in saved_methods(customer) if str(m.pk) == request.POST.get("method_id")), None
+                (m for m in _methods(request, customer) if str(m.pk) == request.POST.get("method_id")), None
             )
             if method is None:
                 raise ServiceError("Choose one of your saved cards or bank accounts.", field="method")
@@ -128,7 +146,7 @@ def autopay(request: HttpRequest) -> HttpResponse:
             )
         elif action == "remove":
             method = next(
-                (m for m in saved_methods(customer) if str(m.pk) == request.POST.get("method_id")), None
+                (m for m in _methods(request, customer) if str(m.pk) == request.POST.get("method_id")), None
             )
             if method is None:
                 raise Http404

@@ -94,10 +94,18 @@ def _invoices(access: Access, customer: Customer) -> list[Invoice]:
 def _chosen(data: QueryDict, invoices: list[Invoice], *, default_past_due: bool) -> list[Invoice]:
     """The invoices ticked (only among those offered); none ticked: the past-due ones when
     the session sees only those (a sign-in link), else none (the whole account)."""
-    wanted = {int(v) for v in data.getlist("invoice") if v.isdigit()}
+    wanted = {int(v) for v in data.getlist("invoice") if _is_id(v)}
+    if len(wanted) != len(data.getlist("invoice")) or not wanted <= {invoice.pk for invoice in invoices}:
+        # Never "none ticked" (the whole account) from an invoice that is not offered here.
+        raise ServiceError("One of the invoices chosen is not open any more.", field="invoices")
     if wanted:
         return [invoice for invoice in invoices if invoice.pk in wanted]
     return list(invoices) if default_past_due else []
+
+
+def _is_id(value: object) -> bool:
+    text = str(value)
+    return text.isascii() and text.isdecimal() and len(text) < 19
 
 
 def _rows(invoices: list[Invoice], chosen: list[Invoice], today: datetime.date) -> list[dict[str, Any]]:
@@ -151,14 +159,17 @@ def promise_page(request: HttpRequest) -> HttpResponse:
         "note": "",
         "token": secrets.token_urlsafe(24),
     }
-    chosen = _chosen(request.GET, invoices, default_past_due=narrow)
+    try:
+        chosen = _chosen(request.GET, invoices, default_past_due=narrow)
+    except ServiceError:
+        chosen = _chosen(QueryDict(), invoices, default_past_due=narrow)
     if request.method == "POST":
-        chosen = _chosen(request.POST, invoices, default_past_due=narrow)
         values = {name: request.POST.get(name, "")[:1000] for name in ("amount", "date", "note", "token")}
         if access.read_only:
             errors["form"] = "Viewing as the customer: nothing can be promised from here."
         else:
             try:
+                chosen = _chosen(request.POST, invoices, default_past_due=narrow)
                 promise = promise_create(
                     customer=customer,
                     amount=_amount(values["amount"], customer.currency),
@@ -236,7 +247,7 @@ class PlanChoice:
         get = data.get
         ids = data.getlist("invoice") if isinstance(data, QueryDict) else list(data.get("invoice", []))
         return cls(
-            invoice_ids=[int(v) for v in ids if str(v).isdigit()],
+            invoice_ids=[int(v) for v in ids if _is_id(v)],
             down=str(get("down_payment") or "0")[:40],
             frequency=str(get("frequency") or "monthly")[:20],
             count=str(get("installment_count") or "3")[:4],
@@ -266,6 +277,9 @@ def plan_page(request: HttpRequest, draft: dict[str, Any] | None = None) -> Http
         token = request.POST.get("token", "") if request.method == "POST" else ""
         if token and current.form_token == token:  # the same agreement sent twice
             return HttpResponseRedirect(reverse(_url(access, "plan")))
+        if access.is_narrow and current.contact_id != (access.contact.pk if access.contact else None):
+            # Someone else on the account agreed to it: a sign-in link is told, not shown.
+            return render(request, "portal/plan_other.html", _common(request, access, customer, "plan"))
         return _plan_in_place(request, access, customer, current)
     invoices = _invoices(access, customer)
     if not invoices:  # nothing left to arrange: the latest plan, if any (completed, say)
@@ -277,7 +291,7 @@ def plan_page(request: HttpRequest, draft: dict[str, Any] | None = None) -> Http
         # A plan staff proposed (``plan_propose``: the link in their email): its review.
         get = request.GET
         draft = {
-            "invoice": [v for v in get.get("invoices", "").split(",") if v.isdigit()],
+            "invoice": [v for v in get.get("invoices", "").split(",") if _is_id(v)],
             "down_payment": get.get("down_payment", "0"),
             "frequency": get.get("frequency", ""),
             "installment_count": get.get("installment_count", ""),
@@ -325,11 +339,19 @@ def _quote(customer: Customer, invoices: list[Invoice], choice: PlanChoice) -> Q
     chosen = [invoice for invoice in invoices if invoice.pk in choice.invoice_ids]
     if not chosen:
         raise ServiceError("Choose the invoices the plan pays.", field="invoices")
+    if len(chosen) != len(set(choice.invoice_ids)):
+        raise ServiceError(
+            "One of the invoices is not open any more, or cannot be arranged from this page.",
+            field="invoices",
+        )
     try:
         count = int(choice.count)
     except ValueError:
         raise ServiceError("Choose how many installments.", field="installment_count") from None
-    down = parse_amount(choice.down or "0", customer.currency) if choice.down.strip() else Decimal(0)
+    try:
+        down = parse_amount(choice.down, customer.currency) if choice.down.strip() else Decimal(0)
+    except ValueError as exc:
+        raise ServiceError(str(exc), field="down_payment") from None
     return plan_quote(
         customer=customer,
         invoices=chosen,

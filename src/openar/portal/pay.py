@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
@@ -36,6 +37,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from openar.billing import selectors
 from openar.billing.models import Invoice
 from openar.billing.presenters import short_date
+from openar.core.audit import log_event
 from openar.core.errors import ServiceError
 from openar.core.money import format_money, parse_amount, quantize
 from openar.customers.models import Contact, Customer
@@ -173,7 +175,7 @@ def _parse(data: QueryDict, rows: list[Row]) -> Choice:
     ids = {row.invoice.pk for row in rows}
     chosen = []
     for value in data.getlist("invoice"):
-        if value.isdigit() and int(value) not in chosen:
+        if value.isdecimal() and value.isascii() and int(value) not in chosen:
             chosen.append(int(value))
     return Choice(
         mode=data.get("mode", ""),
@@ -196,7 +198,7 @@ def _default_choice(
     if mode == "amount":
         choice.mode, choice.amount = "amount", amount[:40]
     payable = [row.invoice.pk for row in rows if row.payable > 0]
-    if wanted and wanted.isdigit() and int(wanted) in payable:
+    if wanted and wanted.isdecimal() and wanted.isascii() and int(wanted) in payable:
         choice.mode, choice.invoice_ids = "invoices", [int(wanted)]
     elif len(payable) == 1:  # one invoice to pay (a link to it): ticked, whichever way is chosen
         choice.invoice_ids = payable
@@ -501,43 +503,59 @@ def _confirm(
         return HttpResponseRedirect(_payment_url(access, made))  # a reload after it ended: show it
     back = f"{settings.SITE_URL}{reverse(door_of(access).pay)}?checkout={token}"
     try:
-        started = payment_resume(customer=customer, checkout_token=token, return_url=back, cancel_url=back)
-        if started is None:
-            lines = _validated(customer, rows, choice, methods)
-            if request.POST.get("expected", "") != f"{_grand(customer, choice, lines)}":
-                return _review(
-                    request,
-                    access,
-                    customer,
-                    choice,
-                    lines,
-                    notice="The amounts changed since you reviewed them. Check them, then pay.",
-                    status=409,
-                )
-            used, lines = credit_use(customer=customer, lines=lines, actor=actor_of(request))
-            if not lines:  # the credit paid it all: nothing to charge
-                messages.success(
-                    request,
-                    f"Paid with the credit on your account ({format_money(used, customer.currency)}).",
-                )
+        with transaction.atomic():
+            # One confirm of a customer at a time: the credit is used once and the payment
+            # made once, together (a failure at the provider undoes both), however many
+            # clicks and whoever else pays the account meanwhile.
+            Customer.objects.select_for_update().filter(pk=customer.pk).first()
+            if _paid_by_credit(customer, token):
                 return HttpResponseRedirect(reverse(door_of(access).pay))
-            if used:
-                messages.info(
-                    request,
-                    f"{format_money(used, customer.currency)} of credit on your account was used first.",
-                )
-            started = payment_start(
-                customer=customer,
-                lines=lines,
-                method=choice.method,
-                provider_name=methods[choice.method],
-                checkout_token=token,
-                return_url=back,
-                cancel_url=back,
-                contact=_payer(request, access, customer),
-                actor=actor_of(request),
-                short_pay_reason=choice.reason,
+            started = payment_resume(
+                customer=customer, checkout_token=token, return_url=back, cancel_url=back
             )
+            if started is None:
+                lines = _validated(customer, rows, choice, methods)
+                if request.POST.get("expected", "") != f"{_grand(customer, choice, lines)}":
+                    return _review(
+                        request,
+                        access,
+                        customer,
+                        choice,
+                        lines,
+                        notice="The amounts changed since you reviewed them. Check them, then pay.",
+                        status=409,
+                    )
+                used, lines = credit_use(customer=customer, lines=lines, actor=actor_of(request))
+                if not lines:  # the credit paid it all: nothing to charge
+                    log_event(
+                        "openar.payment.paid_by_credit",
+                        organization=customer.organization,
+                        obj=customer,
+                        actor=actor_of(request),
+                        data={"token": token, "amount": str(used)},
+                    )
+                    messages.success(
+                        request,
+                        f"Paid with the credit on your account ({format_money(used, customer.currency)}).",
+                    )
+                    return HttpResponseRedirect(reverse(door_of(access).pay))
+                if used:
+                    messages.info(
+                        request,
+                        f"{format_money(used, customer.currency)} of credit on your account was used first.",
+                    )
+                started = payment_start(
+                    customer=customer,
+                    lines=lines,
+                    method=choice.method,
+                    provider_name=methods[choice.method],
+                    checkout_token=token,
+                    return_url=back,
+                    cancel_url=back,
+                    contact=_payer(request, access, customer),
+                    actor=actor_of(request),
+                    short_pay_reason=choice.reason,
+                )
     except ServiceError as exc:
         # The twin of a double click may have made the payment meanwhile: follow it.
         twin = Payment.objects.filter(customer=customer, checkout_token=token).first()
@@ -551,6 +569,15 @@ def _confirm(
             message = "The payment service could not be reached. Nothing was charged: try again later."
         return _choose(request, access, customer, rows, methods, choice, {"form": message}, status=502)
     return HttpResponseRedirect(started.redirect_url)
+
+
+def _paid_by_credit(customer: Customer, token: str) -> bool:
+    """This confirm was already paid by the customer's credit (a reload, a double click)."""
+    from openar.core.models import AuditEvent
+
+    return AuditEvent.objects.filter(
+        organization=customer.organization, action="openar.payment.paid_by_credit", data__token=token
+    ).exists()
 
 
 def _grand(customer: Customer, choice: Choice, lines: list[PayLine]) -> Decimal:
@@ -647,6 +674,7 @@ def payment_page(request: HttpRequest, payment_id: int) -> HttpResponse:
         "receipt": found.state in RECEIPT_STATES,
         "resumable": found.state == Payment.State.PENDING
         and bool(found.checkout_token)
+        and found.saved_method_id is None  # a charge to a saved method is never paid at a page
         and not access.read_only,
     }
     return render(request, "portal/pay_payment.html", context)
