@@ -76,6 +76,7 @@ def test_a_promise_from_the_pay_page(payer: Client, contact: Contact, invoices: 
     page = payer.get("/pay/promise/?amount=450.00")
     text = text_of(page.content)
     assert page.status_code == 200 and "INV-3" not in text
+    assert "none ticked" not in text  # a pay link's promise never covers the whole account
     assert f'id="invoice-{invoices["late"].pk}" checked' in page.content.decode()  # past due, ticked
     data = form_of(page, 'name="token"')
     when = (TODAY + datetime.timedelta(days=7)).isoformat()

@@ -137,6 +137,7 @@ def _common(request: HttpRequest, access: Access, customer: Customer, nav: str) 
         "door": door_of(access),
         "full": "portal.full" in access.perm_names,
         "nav": nav,
+        "narrow_scope": access.is_narrow,  # a sign-in link: "none ticked" is not the account
         "promise_url": reverse(_url(access, "promise")),
         "plan_url": reverse(_url(access, "plan")),
     }
