@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -47,9 +46,7 @@ from openar.core.money import format_money
 from openar.customers.models import Activity, Contact, Customer, Hold
 from openar.customers.services import activity_record
 from openar.identity.models import User
-from openar.notifications.models import Channel
-from openar.notifications.rendering import text_to_html
-from openar.notifications.services import Draft, address_of, message_create
+from openar.notifications.notices import tell_ar, tell_customer
 from openar.payments import online
 from openar.payments.credit import credit_use
 from openar.payments.methods import METHOD_LABELS, methods_for
@@ -274,7 +271,7 @@ def autopay_enable(
                 "contact": contact.pk if contact else None,
             },
         )
-        _tell_customer(
+        tell_customer(
             customer,
             contact,
             f"Automatic payments are on for account {customer.number}",
@@ -304,7 +301,7 @@ def autopay_disable(*, customer: Customer, actor: User | None, reason: str = "")
             actor=actor,
             data={"reason": reason},
         )
-        _tell_customer(
+        tell_customer(
             customer,
             autopay.consent_contact,
             f"Automatic payments are off for account {customer.number}",
@@ -588,44 +585,16 @@ def autopay_outcome(payment: Payment) -> None:
         obj=autopay,
         data={"payment": payment.pk, "failures": failures, "message": message, "suspended": suspended},
     )
-    _tell_customer(
+    tell_customer(
         customer,
         autopay.consent_contact,
         f"Your automatic payment of {amount} did not go through",
         f"Your automatic payment of {amount} to {customer.organization.name} with your {label} did not go "
         f"through: {message}\n\n{what}\n\n{settings.SITE_URL}/portal/autopay/",
     )
-    _tell_ar(
+    tell_ar(
         customer, f"Autopay failed: {customer.name} ({customer.number}), {amount}", f"{summary}\n\n{what}"
     )
-
-
-def _tell_customer(customer: Customer, contact: Contact | None, subject: str, body: str) -> None:
-    if contact is None or not contact.email:
-        contact = (
-            Contact.objects.filter(customer=customer).exclude(email="").order_by("-is_primary", "pk").first()
-        )
-    if not address_of(contact, customer, Channel.EMAIL):
-        return
-    greeting = contact.name if contact else customer.name
-    text = f"Hello {greeting},\n\n{body}\n\n{customer.organization.name}\n"
-    message_create(
-        customer=customer,
-        channel=Channel.EMAIL,
-        draft=Draft(subject, text, text_to_html(text)),
-        contact=contact,
-    )
-
-
-def _tell_ar(customer: Customer, subject: str, body: str) -> None:
-    to = (
-        customer.assigned_collector.email if customer.assigned_collector else ""
-    ) or customer.organization.email
-    if to:
-        link = f"{settings.SITE_URL}/desk/customers/{customer.pk}/"
-        transaction.on_commit(
-            lambda: send_mail(subject, f"{body}\n\n{link}\n", None, [to], fail_silently=True)
-        )
 
 
 def method_label(method: str) -> str:

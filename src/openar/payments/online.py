@@ -28,8 +28,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -43,6 +41,7 @@ from openar.core.money import exponent, format_money, quantize
 from openar.customers.models import Activity, Contact, Customer
 from openar.customers.services import activity_record
 from openar.identity.models import User
+from openar.notifications.notices import tell_ar
 from openar.payments.models import (
     Allocation,
     Payment,
@@ -830,15 +829,12 @@ def _return(payment: Payment, message: str, amount: Decimal | None = None) -> st
             data={"message": message, "reversed": str(reversed_total)},
         )
     customer = payment.customer
-    to = (
-        customer.assigned_collector.email if customer.assigned_collector else ""
-    ) or customer.organization.email
-    if to:
-        what = "partly returned" if partial else "returned"
-        subject = f"Payment {what}: {customer.name} ({customer.number}), {_money(payment)}"
-        link = f"{settings.SITE_URL}/desk/customers/{customer.pk}/"
-        text = f"{summary}.\n\n{notice}\n{link}"
-        transaction.on_commit(lambda: send_mail(subject, text, None, [to], fail_silently=True))
+    what = "partly returned" if partial else "returned"
+    tell_ar(
+        customer,
+        f"Payment {what}: {customer.name} ({customer.number}), {_money(payment)}",
+        f"{summary}.\n\n{notice}",
+    )
     return "partly returned" if partial else "returned"
 
 
