@@ -5,11 +5,15 @@ SQLite and on PostgreSQL, and print events/s next to the target. See bench/READM
                                      [--profile FILE]
 
 Each event is what a provider's webhook brings: a signed body (the sandbox provider's
-signature, verified like Stripe's), stored once and applied to its payment. Half the events
-put a bank payment in flight ("processing"), half settle it ("succeeded": allocations to its
-invoices, the ledger, the timeline, the audit log, the receipt queued). Every event is sent
-on its own, as providers do. It also prints the SQL statements per event (the transaction's
-BEGIN and COMMIT not counted).
+signature, verified like Stripe's). Half the events put a bank payment in flight
+("processing"), half settle it ("succeeded": allocations to its invoices, the ledger, the
+timeline, the audit log, the receipt queued). Every event is sent on its own, as providers
+do, through production's path: the webhook verifies and stores it
+(``OPENAR_PAYMENT_EVENTS_QUEUED``), then the worker's drain applies what is stored in
+batches (``openar.payments.events.events_drain``). Events/s is all the events over the time
+of both, one after the other (a worker drains while deliveries arrive; here it only starts
+once the last is stored). It also prints each part's own rate and the SQL statements per
+event (the transaction's BEGIN and COMMIT not counted).
 
 Exit status: 0 when every target is met, 1 when one is missed, 2 when a step failed.
 """
@@ -67,6 +71,7 @@ def inner(events: int, profile: str = "") -> float:
     from openar.billing.models import Invoice
     from openar.billing.services import LineInput, invoice_issue
     from openar.customers.models import Customer
+    from openar.payments.events import events_drain
     from openar.payments.models import Payment, PaymentTarget
     from openar.payments.providers import base
     from openar.payments.providers.sandbox import SIGNATURE_HEADER, event_body, sign
@@ -150,18 +155,35 @@ def inner(events: int, profile: str = "") -> float:
         for body in bodies:
             for outcome in receive("sandbox", organization, body, {SIGNATURE_HEADER: sign(body)}):
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        stored = time.perf_counter()
+        applied = events_drain()
         seconds = time.perf_counter() - started
         if profiler:
             profiler.disable()
             profiler.dump_stats(profile)
+    store_seconds, apply_seconds = stored - started, seconds - (stored - started)
+    print(
+        f"stored {len(bodies):,} in {store_seconds:.2f} s ({len(bodies) / store_seconds:,.0f}/s); "
+        f"applied {applied:,} in {apply_seconds:.2f} s ({applied / apply_seconds:,.0f}/s)",
+        flush=True,
+    )
     from openar.billing.ledger import ledger_check
 
     if ledger_check():
         raise BenchError("the ledger does not balance after the events")
+    from django.db.models import Count
+
+    from openar.payments.models import ProviderEvent
+
     with scope(organization=organization):
         settled = Payment.objects.filter(state=Payment.State.SUCCEEDED).count()
+    applied_outcomes = dict(
+        ProviderEvent.objects.exclude(processed_at=None).values_list("outcome").annotate(n=Count("pk"))
+    )
+    if settled != payments_wanted or sum(applied_outcomes.values()) != len(bodies):
+        raise BenchError(f"not every event was applied: {applied_outcomes}, {settled} payments settled")
     print(
-        f"outcomes {outcomes}; {settled:,} payments settled; "
+        f"webhook answers {outcomes}; applied {applied_outcomes}; {settled:,} payments settled; "
         f"{statements / len(bodies):.1f} SQL statements per event",
         flush=True,
     )
@@ -186,6 +208,7 @@ def run_on(label: str, env: dict[str, str], events: int, profile: str = "") -> f
         raise BenchError(f"{label} failed:\n{result.stdout[-2000:]}{result.stderr[-4000:]}")
     lines = result.stdout.strip().splitlines()
     count, seconds, rate = lines[-1].split()[1:]
+    say(f"{label}: {lines[-3]}")
     say(f"{label}: {lines[-2]}")
     say(
         f"{label}: {int(count):,} events in {float(seconds):.2f} s = {float(rate):,.0f} events/s "

@@ -30,7 +30,7 @@ from openar.core.crypto import encrypt_text
 from openar.core.errors import ServiceError
 from openar.core.models import AuditEvent
 from openar.customers.models import Activity, Customer
-from openar.payments import online
+from openar.payments import online, writes
 from openar.payments.credit import credit_available
 from openar.payments.models import Allocation, Payment, ProviderAccount, ProviderEvent, Refund
 from openar.payments.online import choose_lines, payment_refund, payment_start
@@ -368,14 +368,15 @@ def test_an_event_that_fails_to_apply_is_kept_and_none_of_it_is_applied(
 ) -> None:
     payment = start(customer, two)
     succeeded = event(payment, base.PAYMENT_SUCCEEDED)
-    real_log_event = online.log_event
+    real_log_events = writes.log_events
 
-    def broken(action: str, **kwargs: Any) -> object:
-        if action == "openar.payment.succeeded":  # after the allocations and the receipt were made
+    def broken(events: list[AuditEvent]) -> None:
+        # Written last of the batch: after the allocations, the invoices and the payment.
+        if any(one.action == "openar.payment.succeeded" for one in events):
             raise RuntimeError("the audit log is full")
-        return real_log_event(action, **kwargs)
+        real_log_events(events)
 
-    monkeypatch.setattr(online, "log_event", broken)
+    monkeypatch.setattr(writes, "log_events", broken)
     with pytest.raises(RuntimeError):
         send(supplier, succeeded)
 
@@ -386,7 +387,7 @@ def test_an_event_that_fails_to_apply_is_kept_and_none_of_it_is_applied(
     assert current(payment).state == "pending"
     assert open_amounts(two) == [dec("100.00"), dec("50.00")]
 
-    monkeypatch.setattr(online, "log_event", real_log_event)
+    monkeypatch.setattr(writes, "log_events", real_log_events)
     assert send(supplier, succeeded) == ["succeeded"]  # delivered again: applied once
     assert send(supplier, succeeded) == ["duplicate"]
     assert open_amounts(two) == [Decimal(0), Decimal(0)]
@@ -408,8 +409,8 @@ def test_the_database_queue_takes_the_receipt_with_the_payment_or_not_at_all(
         # Queued in the event's own transaction (not once it commits: this test's transaction
         # never does, and the task is there).
         [queued] = DBTaskResult.objects.all()
-        assert queued.task_path == "openar.payments.tasks.send_receipt"
-        assert queued.args_kwargs == {"args": [first.pk], "kwargs": {}}
+        assert queued.task_path == "openar.payments.tasks.send_receipts"
+        assert queued.args_kwargs == {"args": [[first.pk]], "kwargs": {}}
 
         monkeypatch.setattr(online, "_timeline", lambda *args, **kwargs: 1 / 0)
         with pytest.raises(ZeroDivisionError):
@@ -436,11 +437,12 @@ def test_an_event_is_stored_and_applied_in_a_few_queries(
 
     # The event, the payment, its state, the timeline, the event's outcome.
     assert len(statements(processing)) == 5, statements(processing)
-    # The event, the payment, its targets with their invoices (locked), each invoice's open
-    # amount, the allocations (one insert), the payment's state, the timeline, the audit log,
-    # the event's outcome, and the look for events waiting for the success. (The receipt is
-    # queued once the test's transaction commits: the tests' task backend runs it at once.)
-    assert len(statements(succeeding)) == 11, statements(succeeding)
+    # The event, the payment, its targets with their invoices (locked), the invoices' open
+    # amounts (one conditional update for both), the allocations (one insert), the payment's
+    # state, the timeline, the audit log, the event's outcome, and the look for events
+    # waiting for the success. (The receipt is queued once the test's transaction commits:
+    # the tests' task backend runs it at once.)
+    assert len(statements(succeeding)) == 10, statements(succeeding)
     assert not [sql for sql in statements(processing) if "provideraccount" in sql]
     assert_ledger_clean()
 

@@ -70,7 +70,7 @@ def test_schedule_due_claims_each_slot_once_and_the_next_slot_later(db: None) ->
         later = schedule_due(NOW + datetime.timedelta(minutes=1, seconds=5), worker="b")
     assert sorted(first) == sorted(job.name for job in JOBS)
     assert again == []
-    assert sorted(later) == ["dispatch", "sandbox-events"]  # the jobs of every minute
+    assert sorted(later) == ["dispatch", "payment-events", "sandbox-events"]  # the jobs of every minute
 
 
 @pytest.mark.django_db(transaction=True)

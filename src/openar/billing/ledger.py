@@ -7,6 +7,7 @@ figure and the recomputed one never differ; ``ledger_check`` proves it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from openar.billing.models import Invoice
+from openar.core.bulk import rows_update
 from openar.core.errors import LedgerError
 from openar.core.money import format_money
 
@@ -25,13 +27,10 @@ def invoices_lock(ids: list[int]) -> dict[int, Invoice]:
     return {invoice.pk: invoice for invoice in rows}
 
 
-def invoice_apply(invoice: Invoice, amount: Decimal) -> None:
-    """Reduce the open amount by ``amount`` (negative re-opens it).
-
-    The new figure is computed in Decimal here, never by SQL arithmetic (SQLite would do it in
-    floating point), and written with a conditional UPDATE that re-checks the figure it was
-    computed from: a stale caller changes nothing and gets a LedgerError.
-    """
+def invoice_change(invoice: Invoice, amount: Decimal) -> None:
+    """Take ``amount`` off the invoice's open amount in memory (negative re-opens it), with
+    the ledger's checks: never below zero, never above the total. Raises LedgerError; the
+    caller writes the figure (``invoice_apply`` at once, ``invoices_write`` for a batch)."""
     before = invoice.open_amount
     after = before - amount
     if after < 0:
@@ -41,14 +40,40 @@ def invoice_apply(invoice: Invoice, amount: Decimal) -> None:
         )
     if after > invoice.total:
         raise LedgerError(f"Invoice {invoice.number} cannot be re-opened beyond its total.")
-    closed_at = None if after else timezone.now()
+    invoice.open_amount = after
+    invoice.closed_at = None if after else timezone.now()
+
+
+def invoice_apply(invoice: Invoice, amount: Decimal) -> None:
+    """Reduce the open amount by ``amount`` (negative re-opens it).
+
+    The new figure is computed in Decimal here, never by SQL arithmetic (SQLite would do it in
+    floating point), and written with a conditional UPDATE that re-checks the figure it was
+    computed from: a stale caller changes nothing and gets a LedgerError.
+    """
+    before = invoice.open_amount
+    invoice_change(invoice, amount)
     updated = Invoice.objects.filter(pk=invoice.pk, open_amount=before).update(
-        open_amount=after, closed_at=closed_at
+        open_amount=invoice.open_amount, closed_at=invoice.closed_at
     )
     if updated != 1:
+        invoice.open_amount = before
         raise LedgerError(f"Invoice {invoice.number} changed meanwhile; try again.")
-    invoice.open_amount = after
-    invoice.closed_at = closed_at
+
+
+def invoices_write(changed: Mapping[int, tuple[Invoice, Decimal]]) -> None:
+    """Write the open amounts of invoices changed in memory by ``invoice_change``, each given
+    with the figure it had when read, as ``invoice_apply`` does for one: each row only if it
+    still holds the figure read, all in one round trip; a stale caller gets a LedgerError
+    (and its transaction, rolled back, changes nothing)."""
+    if not changed:
+        return
+    rows = [
+        (invoice.open_amount, invoice.closed_at, invoice.pk, before) for invoice, before in changed.values()
+    ]
+    matched = rows_update(Invoice, ["open_amount", "closed_at"], rows, where=["pk", "open_amount"])
+    if matched != len(rows):
+        raise LedgerError("An invoice changed meanwhile; try again.")
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,10 @@ JOBS: tuple[Job, ...] = (
     ),
     Job("reminders", datetime.timedelta(minutes=15), "openar.reminders.engine.run_all"),
     Job("sandbox-events", datetime.timedelta(minutes=1), "openar.payments.sandbox.deliver_due"),
+    # Each worker drains stored provider events every second; this catches what a worker
+    # run with --once (or none at all for a while) left.
+    Job("payment-events", datetime.timedelta(minutes=1), "openar.payments.events.events_drain"),
+    Job("payment-events-retry", datetime.timedelta(hours=1), "openar.payments.events.events_retry"),
     Job("payments-expire", datetime.timedelta(hours=1), "openar.payments.online.expire_abandoned"),
     Job("autopay", datetime.timedelta(hours=1), "openar.payments.autopay.charge_due"),
     Job("promises", datetime.timedelta(hours=1), "openar.commitments.services.promises_run"),

@@ -25,7 +25,33 @@ def activity_record(
     occurred_at: datetime | None = None,
 ) -> Activity:
     """Add an entry to the customer's timeline (callers run it inside their transaction)."""
-    return Activity.objects.create(
+    activity = activity_build(
+        customer=customer,
+        kind=kind,
+        summary=summary,
+        body=body,
+        visibility=visibility,
+        actor=actor,
+        invoice_id=invoice_id,
+        occurred_at=occurred_at,
+    )
+    activity.save(force_insert=True)
+    return activity
+
+
+def activity_build(
+    *,
+    customer: Customer,
+    kind: str,
+    summary: str,
+    body: str = "",
+    visibility: str = Activity.Visibility.CUSTOMER,
+    actor: User | None = None,
+    invoice_id: int | None = None,
+    occurred_at: datetime | None = None,
+) -> Activity:
+    """An unsaved timeline entry (batch work writes many with ``bulk_create``)."""
+    return Activity(
         organization_id=customer.organization_id,
         customer=customer,
         kind=kind,

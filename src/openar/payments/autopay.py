@@ -47,7 +47,7 @@ from openar.customers.models import Activity, Contact, Customer, Hold
 from openar.customers.services import activity_record
 from openar.identity.models import User
 from openar.notifications.notices import tell_ar, tell_customer
-from openar.payments import online
+from openar.payments import events, online
 from openar.payments.credit import credit_use
 from openar.payments.methods import METHOD_LABELS, methods_for
 from openar.payments.models import Autopay, MethodSetup, Payment, SavedMethod
@@ -477,7 +477,7 @@ def _charge_payment(payment: Payment, method: SavedMethod) -> str:
         provider_payment_id=charged.provider_payment_id
     )
     kind = base.PAYMENT_SUCCEEDED if charged.status == "succeeded" else base.PAYMENT_PROCESSING
-    online.events_ingest(
+    events.events_ingest(
         method.provider,
         [
             base.Event(
@@ -495,7 +495,7 @@ def _charge_payment(payment: Payment, method: SavedMethod) -> str:
 
 def _declined(payment: Payment, message: str) -> str:
     """A charge refused now: failed through the event path, like a provider's own word."""
-    online.events_ingest(
+    events.events_ingest(
         payment.provider,
         [
             base.Event(

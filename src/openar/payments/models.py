@@ -174,6 +174,9 @@ class ProviderEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times applying it raised (it is retried a few times)."
+    )
     organization = models.ForeignKey(
         "tenants.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -185,7 +188,15 @@ class ProviderEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_once"),
         ]
-        indexes = [models.Index(fields=["provider", "provider_payment_id"], name="provider_event_payment")]
+        indexes = [
+            models.Index(fields=["provider", "provider_payment_id"], name="provider_event_payment"),
+            # What the workers apply next: stored, never tried (openar.payments.events).
+            models.Index(
+                fields=["id"],
+                condition=models.Q(processed_at__isnull=True, outcome=""),
+                name="provider_event_pending",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.type} {self.event_id}"

@@ -35,11 +35,11 @@ from django_scopes import scope, scopes_disabled
 
 from openar.billing.ledger import invoice_apply, invoices_lock
 from openar.billing.models import Invoice
-from openar.core.audit import log_event
+from openar.core.audit import audit_event, log_event
 from openar.core.errors import ServiceError
 from openar.core.money import exponent, format_money, quantize
 from openar.customers.models import Activity, Contact, Customer
-from openar.customers.services import activity_record
+from openar.customers.services import activity_build, activity_record
 from openar.identity.models import User
 from openar.notifications.notices import tell_ar
 from openar.payments.models import (
@@ -53,6 +53,7 @@ from openar.payments.models import (
 )
 from openar.payments.providers import base
 from openar.payments.providers.registry import provider as provider_named
+from openar.payments.writes import Writes
 from openar.tenants.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -374,177 +375,33 @@ def credentials_for(organization: Organization, provider_name: str) -> dict[str,
 # --- provider events ------------------------------------------------------------------------
 
 
-def events_ingest(provider_name: str, events: list[base.Event], *, organization: Organization) -> list[str]:
-    """Store each event once, then process it. Returns an outcome per event ("duplicate"
-    for one stored before: it changes nothing). ``organization`` is the one whose
-    credentials verified the events: they can only ever touch that organization's
-    payments (another organization's admin signs with their own secret).
-
-    One transaction per event: the row is inserted first, then applied in the same
-    transaction under the payment's lock (``event_process``), and both commit together. A
-    doubled event, even one delivered at the same moment, meets the unique provider and event
-    id: it waits for the first transaction, then finds the event stored. Should applying fail,
-    all of it is rolled back and the event is stored alone, unprocessed, before the error goes
-    on: it is not lost, and its next delivery (or ``event_process``) applies it."""
-    outcomes = []
-    for event in events:
-        fields = {
-            "organization": organization,
-            "provider": provider_name,
-            "event_id": event.event_id,
-            "type": event.type,
-            "provider_payment_id": event.provider_payment_id,
-            "payload": {
-                **dict(event.payload),
-                "amount": str(event.amount) if event.amount is not None else None,
-                "currency": event.currency,
-                "message": event.message,
-                "refund_id": event.refund_id,
-                "occurred_at": event.occurred_at.isoformat(),
-            },
-        }
-        inserted = False
-        try:
-            with transaction.atomic():
-                row = ProviderEvent.objects.create(**fields)
-                inserted = True
-                outcome = event_process(row.pk, inserted=row, organization=organization)
-        except Exception as exc:
-            if inserted:
-                # Applying failed and was rolled back: keep the event, unprocessed.
-                try:
-                    with transaction.atomic():
-                        ProviderEvent.objects.create(**fields)
-                except IntegrityError:
-                    pass  # a doubled delivery stored it meanwhile
-                raise
-            if not isinstance(exc, IntegrityError):
-                raise
-            row = ProviderEvent.objects.get(provider=provider_name, event_id=event.event_id)
-            if row.processed_at is not None or row.organization_id != organization.pk:
-                outcomes.append("duplicate")
-                continue
-            outcome = event_process(row.pk)
-        else:
-            # Committed: a payment that has just settled lets the events waiting for it go on.
-            if outcome == "succeeded" and row.payment is not None:
-                _process_waiting(row.payment)
-        outcomes.append(outcome)
-    return outcomes
-
-
-def _payment_of(row: ProviderEvent, organization: Organization | None = None) -> Payment | None:
-    """The event's payment, locked (only its own row: not its customer's or organization's,
-    which other payments' events need too), among the payments of the organization whose
-    credentials verified the event, never another's; read with its customer in one query.
-    ``organization``: that organization when the caller has it already (not read again)."""
-    if row.organization_id is None:
-        return None
-    if organization is not None and organization.pk != row.organization_id:
-        organization = None
-    with scopes_disabled():
-        payments = Payment.objects.select_for_update(of=("self",)).select_related(
-            "customer" if organization is not None else "customer__organization"
-        )
-        ours = {"provider": row.provider, "organization_id": row.organization_id}
-        # Both ways name one payment at most (unique): no ordering, which is not free on a
-        # query this wide. The provider's id is looked up through the unique index, whose
-        # condition is repeated here: SQLite uses a partial index only for a query that says
-        # so (it would read every payment); PostgreSQL infers it.
-        found = None
-        if row.provider_payment_id:
-            by_provider_id = payments.filter(**ours, provider_payment_id=row.provider_payment_id).exclude(
-                provider_payment_id=""
-            )
-            found = next(iter(by_provider_id[:1]), None)
-        payment_id = str(row.payload.get("openar_payment_id") or "")
-        if found is None and payment_id.isdigit():
-            found = next(iter(payments.filter(**ours, pk=int(payment_id))[:1]), None)
-    if found is not None:
-        customer = found.customer
-        if organization is None:
-            organization = customer.organization
-        elif customer.organization_id == organization.pk:
-            customer.organization = organization
-        found.organization = organization
-    return found
-
-
+QUICK_KINDS = frozenset({base.PAYMENT_PROCESSING, base.PAYMENT_SUCCEEDED})
 WAITING = "waiting"  # an event that comes before what it follows (a return before the success)
 
 
-def event_process(
-    event_pk: int, *, inserted: ProviderEvent | None = None, organization: Organization | None = None
-) -> str:
-    """Apply one stored event to its payment, once (the event row is locked and marked).
-    An event that arrived before the one it follows (a return before the payment's
-    success, a refund's success before we know the refund) stays unprocessed and is applied
-    when the payment moves on.
-
-    ``inserted``: the row that the caller's transaction has just inserted (``events_ingest``),
-    which that transaction holds: it is applied there, without being read again, and the
-    caller lets the waiting events go on once it has committed. ``organization``: the one
-    that verified the event, when the caller has it."""
-    with transaction.atomic(savepoint=inserted is None):
-        if inserted is not None:
-            row = inserted
-        else:
-            with scopes_disabled():
-                row = ProviderEvent.objects.select_for_update().get(pk=event_pk)
-            if row.processed_at is not None:
-                return "duplicate"
-        payment = _payment_of(row, organization)
-        moved = False
-        if payment is None:
-            outcome = "no such payment"
-        else:
-            with scope(organization=payment.organization):
-                before = payment.state
-                outcome = _apply(payment, row)
-                if payment.saved_method_id is not None and payment.state != before:
-                    from openar.payments.autopay import payment_outcome
-
-                    payment_outcome(payment)  # autopay: a failure is counted and told
-                # Only a settled payment or a refund's id lets waiting events go on.
-                moved = payment.state != before and payment.state == Payment.State.SUCCEEDED
-            row.organization_id = payment.organization_id
-            row.payment = payment
-        row.outcome = outcome[:300]
-        if not outcome.startswith(WAITING):
-            row.processed_at = timezone.now()
-        row.save(update_fields=["processed_at", "outcome", "organization", "payment"])
-    if moved and payment is not None and inserted is None:
-        _process_waiting(payment)
-    return outcome
-
-
-def _process_waiting(payment: Payment) -> None:
-    """Apply the payment's events that were waiting for the state it has now reached."""
-    with scopes_disabled():
-        waiting = list(
-            ProviderEvent.objects.filter(payment=payment, processed_at__isnull=True)
-            .order_by("received_at", "pk")
-            .values_list("pk", flat=True)
-        )
-    for event_pk in waiting:
-        event_process(event_pk)
-
-
-def _apply(payment: Payment, row: ProviderEvent) -> str:
+def event_apply(payment: Payment, row: ProviderEvent, writes: Writes) -> str:
+    """Apply one stored event to its payment, which the caller has locked; returns the
+    outcome. The kinds in ``QUICK_KINDS`` write through ``writes`` (the batch's); the others
+    write at once, and the caller flushes ``writes`` before and after them."""
     kind = row.type
     message = str(row.payload.get("message") or "")
     if kind == base.PAYMENT_PROCESSING:
         if payment.state != Payment.State.PENDING:
             return f"ignored: the payment is {payment.state}"
-        _set_state(payment, Payment.State.PROCESSING)
-        _timeline(payment, f"Bank payment of {_money(payment)} in progress", Activity.Visibility.CUSTOMER)
+        writes.payment_set(payment, state=Payment.State.PROCESSING)
+        _timeline(
+            payment,
+            f"Bank payment of {_money(payment)} in progress",
+            Activity.Visibility.CUSTOMER,
+            writes=writes,
+        )
         return "processing"
     if kind == base.PAYMENT_SUCCEEDED:
         # Money that arrives is never lost: a payment we had given up on (its page was
         # abandoned, so it expired) is settled all the same when the provider says it paid.
         if payment.state not in (*IN_FLIGHT, Payment.State.FAILED):
             return f"ignored: the payment is {payment.state}"
-        _settle(payment)
+        _settle(payment, writes)
         return "succeeded"
     if kind == base.PAYMENT_FAILED:
         if payment.state not in IN_FLIGHT:
@@ -622,27 +479,34 @@ def _money(payment: Payment) -> str:
     return format_money(payment.amount, payment.currency)
 
 
-def _set_state(payment: Payment, state: str) -> None:
-    Payment.objects.filter(pk=payment.pk).update(state=state)
-    payment.state = state
-
-
-def _timeline(payment: Payment, summary: str, visibility: str, body: str = "") -> None:
-    activity_record(
-        customer=payment.customer,
-        kind=Activity.Kind.PAYMENT,
-        summary=summary,
-        body=body,
-        visibility=visibility,
-    )
+def _timeline(
+    payment: Payment, summary: str, visibility: str, body: str = "", *, writes: Writes | None = None
+) -> None:
+    fields = {
+        "customer": payment.customer,
+        "kind": Activity.Kind.PAYMENT,
+        "summary": summary,
+        "body": body,
+        "visibility": visibility,
+    }
+    if writes is None:
+        activity_record(**fields)  # type: ignore[arg-type]
+    else:
+        writes.activities.append(activity_build(**fields))  # type: ignore[arg-type]
 
 
 def allocate(
-    payment: Payment, plan: list[tuple[Invoice, Decimal]], *, locked: Mapping[int, Invoice] | None = None
+    payment: Payment,
+    plan: list[tuple[Invoice, Decimal]],
+    *,
+    locked: Mapping[int, Invoice] | None = None,
+    writes: Writes | None = None,
 ) -> list[tuple[Invoice, Decimal]]:
     """Apply ``plan`` (each part capped by what the invoice still has open), writing the
     allocations; returns what was applied. The caller holds the payment's lock; ``locked``:
-    the plan's invoices, already locked by the caller (else they are locked here)."""
+    the plan's invoices, already locked by the caller (else they are locked here);
+    ``writes``: a batch's writes, which take the allocations and the invoices' figures
+    (else they are written at once)."""
     if locked is None:
         locked = invoices_lock([invoice.pk for invoice, _ in plan])
     applied = []
@@ -652,35 +516,31 @@ def allocate(
         part = quantize(min(wanted, current.open_amount), payment.currency)
         if part <= 0:
             continue
-        invoice_apply(current, part)
+        if writes is None:
+            invoice_apply(current, part)
+        else:
+            writes.invoice_apply(current, part)
         rows.append(
             Allocation(organization_id=payment.organization_id, invoice=current, payment=payment, amount=part)
         )
         applied.append((current, part))
-    Allocation.objects.bulk_create(rows)
+    if writes is None:
+        Allocation.objects.bulk_create(rows)
+    else:
+        writes.allocations.extend(rows)
     return applied
 
 
-def _settle(payment: Payment) -> None:
-    now = timezone.now()
-    # What the payment was for, with its invoices, locked in the same query: in invoice id
-    # order, as ``invoices_lock`` does, so that concurrent payments never deadlock.
-    targets = list(
-        PaymentTarget.objects.filter(payment=payment)
-        .select_related("invoice")
-        .select_for_update(of=("invoice",))
-        .order_by("invoice_id")
-    )
-    targets.sort(key=lambda target: target.pk)
+def _settle(payment: Payment, writes: Writes) -> None:
+    now = writes.now
+    targets = writes.targets_of(payment)
     applied = allocate(
         payment,
         [(target.invoice, target.amount) for target in targets],
         locked={target.invoice_id: target.invoice for target in targets},
+        writes=writes,
     )
-    Payment.objects.filter(pk=payment.pk).update(
-        state=Payment.State.SUCCEEDED, settled_at=now, received_at=now
-    )
-    payment.state, payment.settled_at = Payment.State.SUCCEEDED, now
+    writes.payment_set(payment, state=Payment.State.SUCCEEDED, settled_at=now, received_at=now)
     used = sum((part for _, part in applied), Decimal(0))
     left = payment.invoice_amount - used
     parts = ", ".join(
@@ -694,39 +554,20 @@ def _settle(payment: Payment) -> None:
         f"Payment of {_money(payment)} received by {payment.get_method_display()}",
         Activity.Visibility.CUSTOMER,
         body.strip(),
+        writes=writes,
     )
-    log_event(
-        "openar.payment.succeeded",
-        organization=payment.organization,
-        obj=payment,
-        data={
-            "allocations": [[invoice.number, str(part)] for invoice, part in applied],
-            "unapplied": str(left),
-        },
+    writes.audits.append(
+        audit_event(
+            "openar.payment.succeeded",
+            organization=payment.organization,
+            obj=payment,
+            data={
+                "allocations": [[invoice.number, str(part)] for invoice, part in applied],
+                "unapplied": str(left),
+            },
+        )
     )
-    _receipt(payment.pk)
-
-
-def _receipt(payment_id: int) -> None:
-    """Queue the receipt (a task: a PDF and an email are no part of settling a payment),
-    called inside the transaction that settles the payment. A queue in the same database
-    (django-tasks' database backend, production's) takes it in that transaction: committed
-    with the payment or not at all, and no worker sees it before. Any other backend gets it
-    once the payment is committed (the tests' immediate backend runs the task at once)."""
-    from django.db import DEFAULT_DB_ALIAS, router
-    from django_tasks_db.backend import DatabaseBackend
-    from django_tasks_db.models import DBTaskResult
-
-    from openar.payments.tasks import send_receipt
-
-    same_database = (
-        isinstance(send_receipt.get_backend(), DatabaseBackend)
-        and router.db_for_write(DBTaskResult) == DEFAULT_DB_ALIAS
-    )
-    if same_database and transaction.get_connection().in_atomic_block:
-        send_receipt.enqueue(payment_id)
-    else:
-        transaction.on_commit(lambda: send_receipt.enqueue(payment_id))
+    writes.receipts.append(payment.pk)
 
 
 def _reverse(payment: Payment, amount: Decimal | None = None) -> Decimal:
@@ -905,7 +746,9 @@ def payment_refund(*, payment: Payment, amount: Decimal, reason: str, actor: Use
             if refund.state == Refund.State.PENDING:
                 _refund_apply(refund)
     if not result.succeeded:
-        _process_waiting(payment)  # its success may have arrived before we knew its id
+        from openar.payments.events import waiting_apply
+
+        waiting_apply([payment.pk])  # its success may have arrived before we knew its id
     return refund
 
 
@@ -1084,6 +927,8 @@ def payment_return(*, payment: Payment) -> str:
     except (base.ProviderUnavailable, base.Declined) as exc:
         logger.warning("capture on return failed", extra={"payment": payment.pk, "reason": exc.message})
         return payment.state  # the webhook, or the next visit, settles it
+    from openar.payments.events import events_ingest
+
     events_ingest(payment.provider, [event], organization=payment.organization)
     with scopes_disabled():
         return str(Payment.objects.values_list("state", flat=True).get(pk=payment.pk))

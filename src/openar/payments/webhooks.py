@@ -3,9 +3,12 @@
 The organization in the address chooses whose credentials verify the event (each
 organization has its own webhook secret at Stripe or PayPal). A request that does not verify
 is refused (400) and nothing is stored (503 when the provider had to be asked and did not
-answer: it sends the event again); a verified one is stored once and processed
-(``openar.payments.online.events_ingest``), and answered 200 even when it changes nothing,
-so that the provider stops resending it.
+answer: it sends the event again); a verified one is stored once and answered 200 even when
+it changes nothing, so that the provider stops resending it. With
+``OPENAR_PAYMENT_EVENTS_QUEUED`` (production's default) that is all the request does: the
+workers apply the stored events in batches within a second (``events_drain``), and a burst
+of deliveries costs the provider no waiting. Without it, each is applied before the answer
+(``events_ingest``), as the demo and the tests do.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_scopes import scope
 
-from openar.payments.online import credentials_for, events_ingest
+from openar.payments.events import events_ingest, events_store
+from openar.payments.online import credentials_for
 from openar.payments.providers.base import InvalidEvent, ProviderUnavailable
 from openar.payments.providers.registry import provider as provider_named
 from openar.tenants.models import Organization
@@ -57,9 +62,12 @@ class _Credentials(Mapping[str, str]):
 def receive(
     provider_name: str, organization: Organization, body: bytes, headers: dict[str, str]
 ) -> list[str]:
-    """Verify, store and process a provider's request body; raises InvalidEvent."""
+    """Verify and store a provider's request body, and apply its events unless they are
+    queued; returns an outcome per event. Raises InvalidEvent."""
     provider = provider_named(provider_name)
     events = provider.parse_events(body, headers, _Credentials(organization, provider_name))
+    if getattr(settings, "OPENAR_PAYMENT_EVENTS_QUEUED", False):
+        return events_store(provider_name, events, organization=organization)
     return events_ingest(provider_name, events, organization=organization)
 
 

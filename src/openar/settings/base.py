@@ -224,6 +224,10 @@ DEFAULT_FROM_EMAIL = env_str("OPENAR_FROM_EMAIL", "OpenAR <no-reply@openar.inval
 # (django-tasks-db): ``openar worker`` runs the queue and the periodic jobs; several workers
 # may run at once, on one machine or many.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Payment providers' webhooks only store their events when this is on, and the workers
+# apply them in batches within a second (openar.payments.events); off, each request applies
+# its events before it answers (the demo and the tests).
+OPENAR_PAYMENT_EVENTS_QUEUED = env_bool("OPENAR_PAYMENT_EVENTS_QUEUED", False)
 
 # Channels of outbound messages (openar.notifications.channels): which backend sends each.
 # "local" keeps messages in the desk's outbox (the demo); "smtp" hands email to the email

@@ -23,6 +23,9 @@ if not OPENAR_ENCRYPTION_KEYS:
     )
 check_keys(OPENAR_ENCRYPTION_KEYS)
 
+# Webhooks store provider events and the workers apply them in batches (openar.payments.events).
+OPENAR_PAYMENT_EVENTS_QUEUED = env_bool("OPENAR_PAYMENT_EVENTS_QUEUED", True)
+
 SECURE_SSL_REDIRECT = env_bool("OPENAR_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env_bool("OPENAR_SECURE_COOKIES", True)

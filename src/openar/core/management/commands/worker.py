@@ -4,8 +4,10 @@ The queue is django-tasks-db's worker (tasks are rows in the database; on Postgr
 is claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so workers on many machines share
 it). A scheduler thread wakes every ``--tick`` seconds and queues the periodic jobs whose
 slot has come (``openar.core.periodic``); several workers may run it, each slot is claimed
-once. ``--once`` queues what is due, runs the queue until it is empty, and exits (cron,
-tests).
+once. Another thread applies the payment providers' stored events every
+``--events-interval`` seconds, in batches (``openar.payments.events.events_drain``; workers
+share them, each batch claimed with ``SKIP LOCKED``). ``--once`` queues what is due, applies
+the stored events, runs the queue until it is empty, and exits (cron, tests).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from argparse import ArgumentParser
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -22,6 +25,7 @@ from django_tasks import DEFAULT_TASK_BACKEND_ALIAS
 from django_tasks_db.management.commands.db_worker import Worker
 
 from openar.core.periodic import schedule_due
+from openar.payments.events import events_drain
 
 logger = logging.getLogger("openar.worker")
 
@@ -39,6 +43,12 @@ class Command(BaseCommand):
             "--no-schedule", action="store_true", help="Run the queue only (no periodic jobs)."
         )
         parser.add_argument("--worker-id", default="", help="Unique per worker (default: random).")
+        parser.add_argument(
+            "--events-interval",
+            type=float,
+            default=1.0,
+            help="Seconds between applying the payment events that webhooks stored (0: never).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         worker_id = options["worker_id"] or get_random_string(20)
@@ -46,9 +56,18 @@ class Command(BaseCommand):
             if not options["no_schedule"]:
                 queued = schedule_due(worker=worker_id)
                 self.stdout.write(f"queued: {', '.join(queued) or 'nothing due'}")
+            if options["events_interval"] > 0:
+                self.stdout.write(f"payment events applied: {events_drain()}")
             self._worker(worker_id, options["interval"], batch=True).run()
             return
         stop = threading.Event()
+        if options["events_interval"] > 0:
+            threading.Thread(
+                target=self._every,
+                args=(stop, options["events_interval"], events_drain, "applying payment events"),
+                name="openar-payment-events",
+                daemon=True,
+            ).start()
         if not options["no_schedule"]:
             thread = threading.Thread(
                 target=self._schedule,
@@ -80,12 +99,18 @@ class Command(BaseCommand):
 
     @staticmethod
     def _schedule(stop: threading.Event, tick: float, worker_id: str) -> None:
+        Command._every(stop, tick, lambda: schedule_due(worker=worker_id), "scheduling periodic jobs")
+
+    @staticmethod
+    def _every(stop: threading.Event, seconds: float, work: Callable[[], object], what: str) -> None:
+        """Run ``work`` every ``seconds`` until ``stop`` is set, on this thread's own database
+        connection; an error is logged and the next round tries again."""
         while not stop.is_set():
             try:
                 close_old_connections()
-                schedule_due(worker=worker_id)
-            except Exception:  # a database hiccup must not stop the scheduler
-                logger.exception("scheduling periodic jobs failed")
+                work()
+            except Exception:  # a database hiccup must not stop the thread
+                logger.exception("%s failed", what)
             finally:
                 connection.close()
-            stop.wait(tick)
+            stop.wait(seconds)
