@@ -25,12 +25,12 @@ from openar.notifications.models import Message
 from openar.payments import events as payment_events
 from openar.payments import online
 from openar.payments.events import MAX_ATTEMPTS, events_drain, events_retry
-from openar.payments.models import Allocation, Payment, ProviderEvent
+from openar.payments.models import Allocation, Payment, PaymentTarget, ProviderEvent
 from openar.payments.providers import base
 from openar.payments.providers.sandbox import SIGNATURE_HEADER, event_body, sign
 from openar.tenants.models import Organization
 
-from .test_event_fixes import current, event, send, start
+from .test_event_fixes import current, event, pending_refund, send, settled, start
 
 QUEUED = override_settings(OPENAR_PAYMENT_EVENTS_QUEUED=True)
 
@@ -299,6 +299,7 @@ def test_an_unknown_worker_error_in_a_batch_rolls_the_batch_back_before_the_one_
     assert_ledger_clean()
 
 
+@pytest.mark.django_db(transaction=True)  # the queue's worker closes its connections
 def test_the_worker_applies_stored_events_and_sends_their_receipts(
     customer: Customer, supplier: Organization, contact: Contact
 ) -> None:
@@ -316,4 +317,144 @@ def test_the_worker_applies_stored_events_and_sends_their_receipts(
     with scopes_disabled():
         receipts = list(Message.objects.filter(customer=customer).values_list("subject", flat=True))
     assert receipts == ["Receipt: your payment of $25.00 to Acme Supplies"]
+    assert_ledger_clean()
+
+
+# --- what a batch must get right that one event at a time got by reading everything again ---
+
+
+def test_a_refund_then_a_partial_return_in_one_batch_leaves_the_right_open_amounts(
+    customer: Customer, customer_2: Customer, supplier: Organization
+) -> None:
+    """A payment of 100.00 fully applied; the provider confirms a refund of 30.00, then a
+    dispute takes 20.00 of what is left. One at a time and in one batch alike: the invoice
+    is open for 50.00 and the ledger balances."""
+    results = []
+    for n, (who, queued) in enumerate(((customer, False), (customer_2, True))):
+        invoice = issue_invoice(who, f"RR{n}", "100.00", due_date=TODAY)
+        payment = settled(who, [invoice])
+        pending_refund(payment, "30.00", f"sbr_rr_{n}")
+        both = [
+            event(payment, base.REFUND_SUCCEEDED, refund=f"sbr_rr_{n}", amount="30.00"),
+            event(payment, base.PAYMENT_RETURNED, amount="20.00", currency="USD", message="dispute"),
+        ]
+        if queued:
+            with QUEUED:
+                for one in both:
+                    send(supplier, one)
+            assert events_drain() == 2
+        else:
+            for one in both:
+                send(supplier, one)
+        now = current(payment)
+        with scopes_disabled():
+            outcomes = list(
+                ProviderEvent.objects.filter(payment=payment).order_by("pk").values_list("outcome", flat=True)
+            )
+            open_amount = Invoice.objects.get(pk=invoice.pk).open_amount
+        results.append((now.state, now.refunded_amount, now.returned_amount, open_amount, outcomes[-2:]))
+    assert results[0] == results[1]
+    assert results[0][:4] == ("succeeded", Decimal("30.00"), Decimal("20.00"), Decimal("50.00"))
+    assert_ledger_clean()
+
+
+def test_a_waiting_event_that_fails_keeps_its_error_and_the_others_go_on(
+    customer: Customer, supplier: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = (
+        start(customer, [issue_invoice(customer, f"WT-{n}", "40.00", due_date=TODAY)]) for n in range(2)
+    )
+    with QUEUED:
+        for payment in (first, second):
+            send(supplier, event(payment, base.PAYMENT_RETURNED, message="R01"))  # before the success
+        for payment in (first, second):
+            send(supplier, event(payment, base.PAYMENT_SUCCEEDED))
+    real_return = online._return
+    calls: list[int] = []
+
+    def flaky(payment: Payment, message: str, amount: Decimal | None = None) -> str:
+        calls.append(payment.pk)
+        if len(calls) == 1:
+            raise RuntimeError("deadlock detected")
+        return real_return(payment, message, amount)
+
+    monkeypatch.setattr(online, "_return", flaky)
+    assert events_drain() == 4  # never raises: the failing return keeps its error
+
+    assert [current(payment).state for payment in (first, second)] == ["succeeded", "returned"]
+    with scopes_disabled():
+        failed = ProviderEvent.objects.get(payment=first, type=base.PAYMENT_RETURNED)
+    assert failed.outcome == "error: RuntimeError: deadlock detected"
+    assert (failed.attempts, failed.processed_at) == (1, None)
+    assert events_retry() == 1  # the hourly job: applied now
+    assert current(first).state == "returned"
+    assert_ledger_clean()
+
+
+def test_after_a_failed_batch_each_event_is_applied_from_its_row_as_stored(
+    customer: Customer, supplier: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch [success P, return P, success Q] fails on Q and is rolled back; alone, P's
+    success fails once more (a lock timeout), so P's return must wait again, unprocessed,
+    and be applied when the retry settles P: the return is never lost."""
+    p_invoice = issue_invoice(customer, "AL-1", "40.00", due_date=TODAY)
+    q_invoice = issue_invoice(customer, "AL-2", "60.00", due_date=TODAY)
+    p, q = start(customer, [p_invoice]), start(customer, [q_invoice])
+    with QUEUED:
+        send(supplier, event(p, base.PAYMENT_SUCCEEDED))
+        send(supplier, event(p, base.PAYMENT_RETURNED, message="R01"))
+        send(supplier, event(q, base.PAYMENT_SUCCEEDED))
+    real_apply = online.event_apply
+    p_successes: list[int] = []
+
+    def apply(payment: Payment, row: ProviderEvent, writes: Any) -> str:
+        if payment.pk == p.pk and row.type == base.PAYMENT_SUCCEEDED:
+            p_successes.append(row.pk)
+            if len(p_successes) == 2:
+                raise RuntimeError("lock timeout")
+        if payment.pk == q.pk:
+            raise RuntimeError("q is broken")
+        return real_apply(payment, row, writes)
+
+    monkeypatch.setattr(online, "event_apply", apply)
+    events_drain()
+    with scopes_disabled():
+        returned = ProviderEvent.objects.get(payment=p, type=base.PAYMENT_RETURNED)
+    assert (returned.outcome, returned.processed_at) == ("waiting: the payment has not settled yet", None)
+
+    monkeypatch.setattr(online, "event_apply", real_apply)
+    assert events_retry() == 2  # P's success and Q's success
+    assert [current(p).state, current(q).state] == ["returned", "succeeded"]
+    assert_ledger_clean()
+
+
+def test_an_event_naming_its_payment_oddly_is_applied_by_the_providers_id(
+    customer: Customer, supplier: Organization
+) -> None:
+    """ "²" is a digit to Python's ``isdigit`` but no number: it never stops the queue."""
+    payment = start(customer, [issue_invoice(customer, "ODD-1", "10.00", due_date=TODAY)])
+    with QUEUED:
+        send(supplier, event(payment, base.PAYMENT_SUCCEEDED, openar_payment_id="\u00b2"))
+    assert events_drain() == 1
+    assert current(payment).state == "succeeded"
+    assert_ledger_clean()
+
+
+def test_a_payment_for_nothing_in_a_batch_never_makes_it_forget_another_payments_invoice(
+    customer: Customer, supplier: Organization
+) -> None:
+    big = issue_invoice(customer, "NT-1", "100.00", due_date=TODAY)
+    smalls = [issue_invoice(customer, f"NT-{n}", "10.00", due_date=TODAY) for n in (2, 3)]
+    first, for_nothing, second = (start(customer, [invoice]) for invoice in (big, *smalls))
+    with scopes_disabled():
+        PaymentTarget.objects.filter(payment=for_nothing).delete()  # all of it credit
+        PaymentTarget.objects.filter(payment=second).update(invoice=big, amount=Decimal("100.00"))
+    with QUEUED:
+        for payment in (first, for_nothing, second):
+            send(supplier, event(payment, base.PAYMENT_SUCCEEDED))
+    assert events_drain() == 3
+    with scopes_disabled():
+        assert Invoice.objects.get(pk=big.pk).open_amount == 0
+        applied = sorted(Allocation.objects.filter(invoice=big).values_list("amount", flat=True))
+    assert applied == [Decimal("100.00")]  # the second found nothing left open: credit
     assert_ledger_clean()

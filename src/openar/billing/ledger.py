@@ -51,13 +51,13 @@ def invoice_apply(invoice: Invoice, amount: Decimal) -> None:
     floating point), and written with a conditional UPDATE that re-checks the figure it was
     computed from: a stale caller changes nothing and gets a LedgerError.
     """
-    before = invoice.open_amount
+    before, closed_before = invoice.open_amount, invoice.closed_at
     invoice_change(invoice, amount)
     updated = Invoice.objects.filter(pk=invoice.pk, open_amount=before).update(
         open_amount=invoice.open_amount, closed_at=invoice.closed_at
     )
     if updated != 1:
-        invoice.open_amount = before
+        invoice.open_amount, invoice.closed_at = before, closed_before
         raise LedgerError(f"Invoice {invoice.number} changed meanwhile; try again.")
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,6 +49,12 @@ from openar.tenants.models import Organization
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+# A payment's own fields (not its relations), read back after an event applied alone.
+REFRESHED = [
+    field.attname
+    for field in Payment._meta.concrete_fields
+    if not field.is_relation and not field.primary_key
+]
 MAX_ATTEMPTS = 5
 ERROR = "error"  # the outcome's first word when applying the event raised
 
@@ -84,6 +91,12 @@ def events_store(provider_name: str, events: list[base.Event], *, organization: 
             else:
                 row.save(force_insert=True)  # one statement, committed on its own
         except IntegrityError:
+            with scopes_disabled():
+                stored = ProviderEvent.objects.filter(provider=provider_name, event_id=event.event_id)
+                if not stored.exists():
+                    raise
+                # Delivered again: one that could not be applied is put back in line.
+                stored.filter(processed_at__isnull=True, outcome__startswith=f"{ERROR}:").update(outcome="")
             outcomes.append("duplicate")
         else:
             outcomes.append("queued")
@@ -174,23 +187,42 @@ def events_apply_pending(limit: int = BATCH) -> int:
 
 
 def _apply_alone(rows: list[ProviderEvent]) -> set[int]:
+    """Apply each event in its own savepoint, from its row as stored (the failed batch's
+    changes to the row objects are gone with it); one that raises keeps the error."""
     moved: set[int] = set()
     for row in rows:
+        with scopes_disabled():
+            row.refresh_from_db()
         try:
             with transaction.atomic():
                 _, moved_now = _apply_rows([row])
             moved |= moved_now
         except Exception as exc:
-            logger.exception("payment event not applied", extra={"event": row.pk, "provider": row.provider})
-            with scopes_disabled():
-                # Tied to its payment all the same, so that the desk shows it with its events.
-                [payment] = _payments_of([row], None)
-                ProviderEvent.objects.filter(pk=row.pk).update(
-                    outcome=f"{ERROR}: {type(exc).__name__}: {exc}"[:300],
-                    attempts=F("attempts") + 1,
-                    payment=payment,
-                )
+            _failed(row, exc)
     return moved
+
+
+def _failed(row: ProviderEvent, exc: Exception) -> None:
+    """Keep the error as the event's outcome (``events_retry`` tries it again later) and tie
+    it to its payment when that can be found, so that the desk shows it with its events."""
+    logger.error(
+        "payment event not applied",
+        exc_info=exc,
+        extra={"event": row.pk, "provider": row.provider},
+    )
+    payment_id = None
+    try:
+        with transaction.atomic():
+            [payment] = _payments_of([row], None)
+            payment_id = payment.pk if payment is not None else None
+    except Exception:  # the error is what matters here; the link is a convenience
+        logger.exception("the payment of a failed event could not be read", extra={"event": row.pk})
+    with scopes_disabled():
+        ProviderEvent.objects.filter(pk=row.pk).update(
+            outcome=f"{ERROR}: {type(exc).__name__}: {exc}"[:300],
+            attempts=F("attempts") + 1,
+            payment_id=payment_id,
+        )
 
 
 def events_drain(now: datetime.datetime | None = None, *, limit: int = BATCH) -> int:
@@ -215,63 +247,63 @@ def events_retry(now: datetime.datetime | None = None) -> int:
     return again
 
 
+def _payment_number(row: ProviderEvent) -> int | None:
+    """The OpenAR payment id the event carries (its metadata), if it is a plain number."""
+    text = str(row.payload.get("openar_payment_id") or "")
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
+
+
 def _payments_of(rows: list[ProviderEvent], organization: Organization | None) -> list[Payment | None]:
     """Each event's payment, locked (only its own row: not its customer's or organization's,
     which other payments' events need too), among the payments of the organization whose
-    credentials verified the event, never another's: every payment the batch names in one
-    query per organization and provider, in id order (concurrent batches never deadlock),
-    with its customer. Events that name the same payment get the same object.
-    ``organization``: the events' organization when the caller has it (not read again)."""
-    groups: dict[tuple[int, str], list[ProviderEvent]] = {}
+    credentials verified the event, never another's. Every payment the batch names is read
+    and locked in one query, in id order, so that two batches lock the payments they share
+    in the same order; with its customer. Events that name the same payment get the same
+    object. ``organization``: the events' organization when the caller has it (not read
+    again)."""
+    wanted = Q()
     for row in rows:
-        if row.organization_id is not None:
-            groups.setdefault((row.organization_id, row.provider), []).append(row)
-    by_provider_id: dict[tuple[int, str, str], Payment] = {}
-    by_pk: dict[tuple[int, str, int], Payment] = {}
-    ours = (
+        if row.organization_id is None:
+            continue
+        ours = Q(organization_id=row.organization_id, provider=row.provider)
+        if row.provider_payment_id:
+            # Looked up through the unique index, whose condition is repeated here: SQLite
+            # uses a partial index only for a query that says so.
+            wanted |= ours & Q(provider_payment_id=row.provider_payment_id) & ~Q(provider_payment_id="")
+        if (number := _payment_number(row)) is not None:
+            wanted |= ours & Q(pk=number)
+    same = (
         organization
         if organization is not None and all(r.organization_id == organization.pk for r in rows)
         else None
     )
-    with scopes_disabled():
-        payments = Payment.objects.select_for_update(of=("self",)).select_related(
-            "customer" if ours is not None else "customer__organization"
-        )
-        for (organization_id, provider), group in groups.items():
-            # The provider's id is looked up through the unique index, whose condition is
-            # repeated here: SQLite uses a partial index only for a query that says so.
-            names = sorted({row.provider_payment_id for row in group if row.provider_payment_id})
-            ids = sorted(
-                {
-                    int(pk)
-                    for row in group
-                    if (pk := str(row.payload.get("openar_payment_id") or "")).isdigit()
-                }
+    by_provider_id: dict[tuple[int, str, str], Payment] = {}
+    by_pk: dict[tuple[int, str, int], Payment] = {}
+    if wanted:
+        with scopes_disabled():
+            found = (
+                Payment.objects.select_for_update(of=("self",))
+                .select_related("customer" if same is not None else "customer__organization")
+                .filter(wanted)
+                .order_by("pk")
             )
-            found = Q(provider_payment_id__in=names) & ~Q(provider_payment_id="") if names else Q()
-            if ids:
-                found = (found | Q(pk__in=ids)) if names else Q(pk__in=ids)
-            if not names and not ids:
-                continue
-            for one in payments.filter(found, organization_id=organization_id, provider=provider).order_by(
-                "pk"
-            ):
+            for one in found:
                 if one.provider_payment_id:
-                    by_provider_id[(organization_id, provider, one.provider_payment_id)] = one
-                by_pk[(organization_id, provider, one.pk)] = one
+                    by_provider_id[(one.organization_id, one.provider, one.provider_payment_id)] = one
+                by_pk[(one.organization_id, one.provider, one.pk)] = one
     result: list[Payment | None] = []
     for row in rows:
         payment: Payment | None = None
         if row.organization_id is not None:
             if row.provider_payment_id:
                 payment = by_provider_id.get((row.organization_id, row.provider, row.provider_payment_id))
-            payment_id = str(row.payload.get("openar_payment_id") or "")
-            if payment is None and payment_id.isdigit():
-                payment = by_pk.get((row.organization_id, row.provider, int(payment_id)))
+            number = _payment_number(row)
+            if payment is None and number is not None:
+                payment = by_pk.get((row.organization_id, row.provider, number))
         if payment is not None:
             customer = payment.customer
-            if ours is not None:
-                customer.organization = ours
+            if same is not None:
+                customer.organization = same
             payment.organization = customer.organization
         result.append(payment)
     return result
@@ -305,6 +337,10 @@ def _apply_rows(
                 outcome = online.event_apply(payment, row, writes)
                 if not quick:
                     writes.flush()
+                    # What it changed may have been written through another object (a
+                    # refund reads the payment again): the batch's object reads it back.
+                    with scopes_disabled():
+                        payment.refresh_from_db(fields=REFRESHED)
                     if payment.saved_method_id is not None and payment.state != before:
                         from openar.payments.autopay import payment_outcome
 
@@ -315,8 +351,7 @@ def _apply_rows(
             row.organization_id = payment.organization_id
             row.payment = payment
         row.outcome = outcome[:300]
-        if not outcome.startswith(online.WAITING):
-            row.processed_at = now
+        row.processed_at = None if outcome.startswith(online.WAITING) else now
         outcomes.append(outcome)
     writes.flush()
     _rows_write(rows)
@@ -333,7 +368,8 @@ def _rows_write(rows: list[ProviderEvent]) -> None:
 
 def waiting_apply(payment_ids: Iterable[int]) -> None:
     """Apply the events that were waiting for these payments to move on (after the commit
-    that moved them: a settled payment, a refund whose id is now known)."""
+    that moved them: a settled payment, a refund whose id is now known). One that raises
+    keeps the error (``events_retry`` tries it again) and the others go on."""
     ids = sorted(payment_ids)
     if not ids:
         return
@@ -343,7 +379,9 @@ def waiting_apply(payment_ids: Iterable[int]) -> None:
             .exclude(outcome="")
             .exclude(outcome__startswith=f"{ERROR}:")
             .order_by("received_at", "pk")
-            .values_list("pk", flat=True)
         )
-    for event_pk in waiting:
-        event_process(event_pk)
+    for row in waiting:
+        try:
+            event_process(row.pk)
+        except Exception as exc:
+            _failed(row, exc)

@@ -57,7 +57,9 @@ class Writes:
         Invoices are locked in id order in one query, as ``invoices_lock`` does, so that
         concurrent batches never deadlock; an invoice that several payments of the batch
         pay is one object, so each sees what the one before it left open."""
-        if self._targets is None or payment.pk not in self._targets:
+        if self._targets is None or payment.pk not in self._settling:
+            if self._invoices:
+                self.flush()  # before the invoices are read again: nothing in memory is lost
             self._settling.add(payment.pk)
             with scopes_disabled():
                 rows = list(
