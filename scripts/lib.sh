@@ -49,6 +49,12 @@ apt_install() {
     return "$status"
 }
 
+# clamav_installed: clamd (ClamAV's daemon) and sigtool are both there (the upload tests run
+# a private clamd with a test signature made by sigtool; see scripts/clamd.py).
+clamav_installed() {
+    { have clamd || [ -x /usr/sbin/clamd ]; } && { have sigtool || [ -x /usr/bin/sigtool ]; }
+}
+
 # python_ok PATH: the interpreter exists and is Python 3.11 or newer.
 python_ok() {
     "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' >/dev/null 2>&1

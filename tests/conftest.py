@@ -12,7 +12,12 @@ itself ``@pytest.mark.ledger_corrupted``.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Callable, Generator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 import time_machine
@@ -188,3 +193,63 @@ def users(
         customer=make_member(supplier, Role.CUSTOMER, "dana@bolt.example", customer=customer),
         creditor=make_member(agency, Role.CREDITOR, "client@citywater.example", creditor=agency_clients[0]),
     )
+
+
+# --- the malware scanner ----------------------------------------------------------------------
+
+
+def _clamd_script() -> ModuleType:
+    """scripts/clamd.py, which starts a private clamd with the EICAR test signature only."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "clamd.py"
+    spec = importlib.util.spec_from_file_location("openar_private_clamd", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def _clamd_daemon() -> Generator[tuple[str, str], None, None]:
+    """(unix address, TCP address) of a clamd on this machine that knows the EICAR test
+    signature: the one scripts/test started (OPENAR_TEST_CLAMD), else one started here when
+    ClamAV is installed. Without clamd the tests that need it are skipped, saying why, except
+    under CI=true, where they fail."""
+    script = _clamd_script()
+    given = os.environ.get("OPENAR_TEST_CLAMD", "").strip()
+    if given:
+        path = given.removeprefix("unix:")
+        if not script.ping(path):
+            pytest.fail(f"OPENAR_TEST_CLAMD={given} does not answer PING")
+        yield given, os.environ.get("OPENAR_TEST_CLAMD_TCP", "").strip()
+        return
+    found = script.binaries()
+    if found is None:
+        reason = f"no clamd for the scanner tests: {script.INSTALL_HINT}"
+        if script.in_ci():
+            pytest.fail(f"{reason}\n(CI=true: a missing scanner fails the run)")
+        pytest.skip(reason)
+    daemon = script.PrivateClamd(*found)
+    try:
+        daemon.start()
+    except (RuntimeError, OSError) as exc:
+        pytest.fail(f"could not start a private clamd: {exc}")
+    try:
+        yield daemon.address, daemon.tcp_address
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def clamd(_clamd_daemon: tuple[str, str], settings: Any) -> str:
+    """Uploads are scanned by a real clamd on loopback (a unix socket); its address."""
+    settings.OPENAR_CLAMD = _clamd_daemon[0]
+    return _clamd_daemon[0]
+
+
+@pytest.fixture
+def clamd_tcp(_clamd_daemon: tuple[str, str], settings: Any) -> str:
+    """The same clamd reached over TCP on 127.0.0.1; its address."""
+    if not _clamd_daemon[1]:
+        pytest.skip("the clamd given in OPENAR_TEST_CLAMD has no OPENAR_TEST_CLAMD_TCP")
+    settings.OPENAR_CLAMD = _clamd_daemon[1]
+    return _clamd_daemon[1]

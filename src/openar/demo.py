@@ -118,6 +118,10 @@ def demo_seed(seed: int = 7) -> None:
     )
     # Northwind's staff may also ask for a sign-in link by email (it lands in the outbox).
     SecurityPolicy.objects.filter(organization__slug="northwind").update(staff_magic_links=True)
+    # Delivery receipts and a remittance advice for Harbor Street, dated from their invoices.
+    from openar.billing.demo_documents import seed_demo as documents_seed
+
+    documents_seed()
 
 
 def _user(email: str, name: str, password: str) -> User:
@@ -326,6 +330,14 @@ def _distributor(rng: random.Random, password: str) -> None:
             invoices = _invoices(customer, rng, today, "NW", counter, ages)
             _settle_history(customer, invoices, rng, today, behaviour)
         _commitments(org, collector, today)
+        _contracts(org, collector)
+
+
+def _contracts(org: Organization, collector: User) -> None:
+    """A credit application waiting for Dana's signature (the portal's Contracts page)."""
+    from openar.contracts.demo import seed_demo
+
+    seed_demo(org, actor=collector)
 
 
 def _commitments(org: Organization, collector: User, today: datetime.date) -> None:
@@ -467,6 +479,9 @@ def _harbor_street(
         "Credit application and terms",
         ["Credit application", f"Customer: {customer.name}", "Terms: net 30"],
     )
+    from openar.disputes.demo import seed_demo as disputes_seed
+
+    disputes_seed(customer)  # two lines of the newest open invoice in question
 
 
 def _agency(rng: random.Random, password: str) -> None:

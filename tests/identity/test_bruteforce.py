@@ -432,6 +432,7 @@ def test_openar_manage_check_deploy_reports_nothing_with_production_settings(
         OPENAR_HSTS_SECONDS="31536000",
         OPENAR_HSTS_PRELOAD=preload,
         OPENAR_DATA_DIR=str(tmp_path),
+        OPENAR_CLAMD="unix:/run/clamav/clamd.ctl",  # uploads scanned (openar.W001 otherwise)
     )
     result = subprocess.run(
         [sys.executable, "-m", "openar", "manage", "check", "--deploy", "--fail-level", "WARNING"],

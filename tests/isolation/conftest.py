@@ -16,6 +16,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RoutePattern
 from django.utils import timezone
@@ -38,8 +39,15 @@ from openar.billing.models import CreditNote, Document, Invoice, InvoiceLine
 from openar.billing.services import LineInput
 from openar.commitments.models import Plan, Promise
 from openar.commitments.services import plan_create, plan_quote, plan_terms, promise_create
+from openar.contracts.models import Contract
+from openar.contracts.services import Signer, contract_send, contract_sign, contract_upload
+from openar.contracts.services import consent_text as contract_consent
+from openar.core.uploads import UploadKind, upload_check
 from openar.customers.models import Activity, Contact, Customer, Hold, Task
 from openar.customers.services import activity_record, task_create
+from openar.disputes.models import Dispute
+from openar.disputes.reasons import dispute_reasons
+from openar.disputes.services import LineClaim, dispute_open
 from openar.identity.magic import magic_link_create
 from openar.identity.models import User
 from openar.notifications.models import Channel, Message, MessageTemplate, Thread
@@ -163,6 +171,8 @@ class Account:
     promise: Promise  # a promise on the late invoice (replaced by the plan: cancelled)
     plan: Plan  # a payment plan of the late invoice
     task: Task  # an open task on the collectors' worklist (the desk's plans page can mark it done)
+    contract: Contract  # a signed contract (its portal and desk pages, the signed copy)
+    dispute: Dispute  # an open dispute of a line of the late invoice, with its comment
     activities: list[Activity] = field(default_factory=list)
 
     @property
@@ -194,6 +204,8 @@ class Account:
             self.message.subject,
             self.promise.note,
             self.task.summary,
+            self.contract.title,
+            f"Dispute comment {self.tag}",
         } - {""}
 
 
@@ -221,6 +233,8 @@ FILLERS: dict[str, Callable[[Account], int]] = {
     "promise_id": lambda a: a.promise.pk,
     "plan_id": lambda a: a.plan.pk,
     "task_id": lambda a: a.task.pk,
+    "contract_id": lambda a: a.contract.pk,
+    "dispute_id": lambda a: a.dispute.pk,
 }
 
 
@@ -362,6 +376,45 @@ def build_account(tag: str, customer: Customer) -> Account:
         task = task_create(
             customer=customer, kind=Task.Kind.CALLBACK, summary=f"Call {tag} back", due_date=today
         )
+        # A contract sent and signed (signing files the signed copy among the documents).
+        contract = contract_upload(
+            customer=customer,
+            title=f"Agreement {tag}",
+            content=small_pdf(f"Agreement {tag}"),
+            filename=f"agreement-{lower}.pdf",
+            actor=None,
+        )
+        contract_send(contract=contract, actor=None)
+        contract = Contract.objects.get(pk=contract.pk)
+        contract = contract_sign(
+            contract=contract,
+            signer=Signer(
+                user=member,
+                contact=contact,
+                ip="127.0.0.1",
+                user_agent="isolation",
+                auth_method="password + authenticator app",
+            ),
+            typed_name=f"Payables {tag}",
+            consent=True,
+            shown_consent=contract_consent(contract),
+            seen_sha256=contract.sha256,
+        )
+        # A dispute of the late invoice's first line, with a file.
+        price = dispute_reasons(organization).get(code="price")
+        first_line = late.lines.order_by("position")[0]
+        dispute = dispute_open(
+            invoice=late,
+            lines=[LineClaim(first_line.pk, price.pk, Decimal("5.00"), f"Dispute comment {tag}")],
+            contact=contact,
+            actor=None,
+            attachments=[
+                upload_check(
+                    SimpleUploadedFile(f"photo-{lower}.pdf", pdf, content_type="application/pdf"),
+                    kind=UploadKind.ATTACHMENT,
+                )
+            ],
+        )
         lines = list(InvoiceLine.objects.filter(invoice__customer=customer).order_by("pk"))
         activities = list(Activity.objects.filter(customer=customer).order_by("pk"))
     return Account(
@@ -388,6 +441,8 @@ def build_account(tag: str, customer: Customer) -> Account:
         promise=promise,
         plan=plan,
         task=task,
+        contract=contract,
+        dispute=dispute,
         activities=activities,
     )
 

@@ -292,7 +292,9 @@ def test_an_invoice_in_flight_cannot_be_paid_twice(customer: Customer, two: list
 
     with scope(organization=customer.organization), pytest.raises(ServiceError) as refused:
         choose_lines(customer, TODAY, invoice_ids=[two[0].pk])
-    assert refused.value.message == "Invoice INV-1 already has a payment in progress: nothing is left to pay."
+    assert refused.value.message == (
+        "Invoice INV-1 has nothing left to pay now: a payment in progress or an open dispute covers it."
+    )
 
 
 # --- PostgreSQL: concurrency ----------------------------------------------------------------------

@@ -150,6 +150,14 @@ class Document(TenantModel):
     size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
     visible_to_customer = models.BooleanField(default=True)
+    po_number = models.CharField(
+        "PO number", max_length=60, blank=True, help_text="The purchase order the document is about."
+    )
+    document_date = models.DateField(
+        help_text="The document's own date (a delivery's, an order's); the day it was stored "
+        "(in the organization's time zone) unless one is given."
+    )
+    note = models.CharField(max_length=500, blank=True, help_text="What the uploader said about it.")
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -157,7 +165,10 @@ class Document(TenantModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["customer", "-created_at"], name="document_customer_time")]
+        indexes = [
+            models.Index(fields=["customer", "-created_at"], name="document_customer_time"),
+            models.Index(fields=["customer", "-document_date"], name="document_customer_date"),
+        ]
 
     def __str__(self) -> str:
         return self.title

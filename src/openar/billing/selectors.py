@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -117,6 +118,8 @@ def invoices_visible(
         return invoices.filter(pk=invoice_id) if invoice_id is not None else invoices.none()
     if link_scope in ("past_due", "pay"):
         return invoices.filter(open_amount__gt=0, due_date__lt=today)
+    if link_scope == "contract":  # a link to one contract to sign shows no invoice
+        return invoices.none()
     return invoices
 
 
@@ -200,11 +203,13 @@ class AppliedItem:
 
 
 def invoice_applied(invoice: Invoice) -> list[AppliedItem]:
-    """Payments and credit notes applied to an invoice, oldest first."""
+    """Payments and credit notes applied to an invoice, oldest first. A payment is dated the
+    day it was received where the organization is (its time zone), as its customers and
+    staff count days; a credit note by its issue date."""
     items = []
     for allocation in (
         Allocation.objects.filter(invoice=invoice)
-        .select_related("payment", "credit_note")
+        .select_related("payment", "credit_note", "organization")
         .order_by("created_at", "pk")
     ):
         if allocation.payment is not None:
@@ -212,7 +217,7 @@ def invoice_applied(invoice: Invoice) -> list[AppliedItem]:
             label = f"Payment by {payment.get_method_display()}"
             if payment.reference:
                 label += f" · ref. {payment.reference}"
-            date = payment.received_at.date()
+            date = payment.received_at.astimezone(allocation.organization.tz).date()
             kind = "payment"
         else:
             note = allocation.credit_note
@@ -239,6 +244,132 @@ def customer_documents(customer: Customer, *, for_customer: bool) -> QuerySet[Do
     if for_customer:
         documents = documents.filter(visible_to_customer=True)
     return documents
+
+
+@dataclass(frozen=True)
+class DocumentFilters:
+    """What the document center narrows the list to; empty values filter nothing. Dates are
+    the documents' own (``document_date``), both ends included."""
+
+    kind: str = ""
+    date_from: datetime.date | None = None
+    date_to: datetime.date | None = None
+    invoice: str = ""  # part of an invoice number
+    po: str = ""  # part of a PO number: the document's own or its invoice's
+    invoice_id: int | None = None  # one invoice exactly (its page's "download all")
+
+    @property
+    def active(self) -> bool:
+        return any((self.kind, self.date_from, self.date_to, self.invoice, self.po, self.invoice_id))
+
+    def query(self) -> dict[str, str]:
+        """The filters as query parameters (for links that keep them)."""
+        pairs = {
+            "kind": self.kind,
+            "from": self.date_from.isoformat() if self.date_from else "",
+            "to": self.date_to.isoformat() if self.date_to else "",
+            "invoice": self.invoice,
+            "po": self.po,
+            "invoice_id": str(self.invoice_id) if self.invoice_id is not None else "",
+        }
+        return {key: value for key, value in pairs.items() if value}
+
+
+def _date(value: str | None, label: str, errors: list[str]) -> datetime.date | None:
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return datetime.date.fromisoformat(text[:32])
+    except ValueError:
+        errors.append(f"Enter the {label} date as a date, e.g. 2025-06-30.")
+        return None
+
+
+def document_filters(data: Mapping[str, str]) -> tuple[DocumentFilters, list[str]]:
+    """Filters from a query string (or a form), and what was wrong in it: a bad value is
+    left out, with a message saying so; unknown types are ignored."""
+    errors: list[str] = []
+    kind = data.get("kind") or ""
+    date_from = _date(data.get("from"), "from", errors)
+    date_to = _date(data.get("to"), "to", errors)
+    if date_from and date_to and date_from > date_to:
+        errors.append("The from date is after the to date: nothing can match. Swap them?")
+    invoice_id = None
+    raw_id = (data.get("invoice_id") or "").strip()
+    if raw_id.isdigit() and len(raw_id) <= 12:
+        invoice_id = int(raw_id)
+    return (
+        DocumentFilters(
+            kind=kind if kind in Document.Kind.values else "",
+            date_from=date_from,
+            date_to=date_to,
+            invoice=clean_search(data.get("invoice")),
+            po=clean_search(data.get("po")),
+            invoice_id=invoice_id,
+        ),
+        errors,
+    )
+
+
+def document_list(
+    customer: Customer,
+    *,
+    for_customer: bool,
+    filters: DocumentFilters | None = None,
+    invoices: QuerySet[Invoice] | None = None,
+) -> QuerySet[Document]:
+    """The customer's documents, newest first (by their own date), narrowed by ``filters``.
+    ``for_customer``: only those shown to the customer. ``invoices``: only documents of these
+    invoices (what a narrow session's link shows)."""
+    documents = customer_documents(customer, for_customer=for_customer)
+    if invoices is not None:
+        documents = documents.filter(invoice__in=invoices)
+    filters = filters or DocumentFilters()
+    if filters.kind:
+        documents = documents.filter(kind=filters.kind)
+    if filters.date_from:
+        documents = documents.filter(document_date__gte=filters.date_from)
+    if filters.date_to:
+        documents = documents.filter(document_date__lte=filters.date_to)
+    if filters.invoice:
+        documents = documents.filter(invoice__number__icontains=filters.invoice)
+    if filters.po:
+        documents = documents.filter(
+            Q(po_number__icontains=filters.po) | Q(invoice__po_number__icontains=filters.po)
+        )
+    if filters.invoice_id is not None:
+        documents = documents.filter(invoice_id=filters.invoice_id)
+    return documents.order_by("-document_date", "-created_at", "-pk")
+
+
+def invoice_documents(invoice: Invoice, *, for_customer: bool) -> QuerySet[Document]:
+    """The documents of one invoice, newest first."""
+    documents = Document.objects.filter(invoice=invoice)
+    if for_customer:
+        documents = documents.filter(visible_to_customer=True)
+    return documents.order_by("-document_date", "-created_at", "-pk")
+
+
+INVOICE_PDF_TYPE = "application/pdf"
+
+
+def is_invoice_pdf(document: Document) -> bool:
+    """Whether ``document`` is an invoice's own PDF: of kind invoice, and a PDF. Another file
+    filed as an invoice (a photo of it, a spreadsheet) is an ordinary document of it."""
+    return document.kind == Document.Kind.INVOICE and document.content_type.lower() == INVOICE_PDF_TYPE
+
+
+def invoice_erp_pdf(invoice: Invoice, *, for_customer: bool) -> Document | None:
+    """The invoice PDF the ERP supplied for ``invoice`` (the latest, when it sent several;
+    only a PDF counts, see ``is_invoice_pdf``), or None: then the PDF is drawn from the
+    invoice's data."""
+    return (
+        invoice_documents(invoice, for_customer=for_customer)
+        .filter(kind=Document.Kind.INVOICE, content_type__iexact=INVOICE_PDF_TYPE)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 def customer_payments(customer: Customer) -> QuerySet[Payment]:

@@ -47,6 +47,7 @@ JOBS: tuple[Job, ...] = (
     Job("autopay", datetime.timedelta(hours=1), "openar.payments.autopay.charge_due"),
     Job("promises", datetime.timedelta(hours=1), "openar.commitments.services.promises_run"),
     Job("installments", datetime.timedelta(hours=1), "openar.commitments.services.installments_run"),
+    Job("contracts-expire", datetime.timedelta(hours=1), "openar.contracts.services.contracts_expire_all"),
     Job(
         "deactivate-inactive",
         datetime.timedelta(days=1),

@@ -1,9 +1,11 @@
 from django.urls import path
 
+from openar.contracts import desk_urls as contract_urls
 from openar.desk import (
     collection,
     commitments,
     contacts,
+    documents,
     inbox,
     outbox,
     payment_setup,
@@ -13,6 +15,7 @@ from openar.desk import (
     security,
     views,
 )
+from openar.disputes import desk_urls as dispute_urls
 
 app_name = "desk"
 urlpatterns = [
@@ -21,6 +24,14 @@ urlpatterns = [
     path("customers/<int:customer_id>/invoices/<int:invoice_id>/", views.invoice_detail, name="invoice"),
     path("customers/<int:customer_id>/statement.pdf", views.statement_pdf, name="statement_pdf"),
     path("documents/<int:document_id>/download", views.document_download, name="document_download"),
+    path(
+        "customers/<int:customer_id>/invoices/<int:invoice_id>/invoice.pdf",
+        documents.invoice_pdf,
+        name="invoice_pdf",
+    ),
+    path("customers/<int:customer_id>/documents/", documents.customer_documents, name="customer_documents"),
+    path("customers/<int:customer_id>/documents/upload/", documents.upload, name="document_upload"),
+    path("documents/<int:document_id>/visibility/", documents.visibility, name="document_visibility"),
     path(
         "customers/<int:customer_id>/contacts/<int:contact_id>/links/",
         contacts.link_create,
@@ -99,3 +110,4 @@ urlpatterns = [
     path("reminders/templates/new/", reminders.template_new, name="reminder_template_new"),
     path("reminders/templates/<int:template_id>/", reminders.template_edit, name="reminder_template"),
 ]
+urlpatterns += dispute_urls.urlpatterns + contract_urls.urlpatterns

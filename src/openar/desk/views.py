@@ -13,12 +13,16 @@ from django.views.decorators.http import require_safe
 from openar.billing import selectors
 from openar.billing.models import Document, Invoice
 from openar.billing.presenters import document_response, invoice_row, statement_pdf_response
+from openar.billing.services import Downloader, document_download_audit
+from openar.core.http import client_ip
 from openar.core.money import format_money
 from openar.customers.models import Customer
 from openar.desk.commitments import customer_card
+from openar.disputes.desk_views import customer_card as dispute_customer_card
+from openar.disputes.desk_views import invoice_card as dispute_invoice_card
 from openar.payments.autopay import autopay_summary, saved_methods
 from openar.reminders.models import DunningPolicy
-from openar.tenants.access import staff_required
+from openar.tenants.access import actor_of, staff_required
 from openar.tenants.models import Organization
 
 CUSTOMER_PAGE_SIZE = 50
@@ -111,6 +115,7 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
                 .order_by("placed_at")
             ),
             "policies": list(DunningPolicy.objects.filter(is_active=True).order_by("segment", "name")),
+            "disputes": dispute_customer_card(customer),
             "threads": list(
                 customer.threads.order_by(F("last_message_at").desc(nulls_last=True), "-pk")[:THREADS_SHOWN]
             ),
@@ -135,6 +140,7 @@ def invoice_detail(request: HttpRequest, customer_id: int, invoice_id: int) -> H
             "lines": list(invoice.lines.all()),
             "applied": selectors.invoice_applied(invoice),
             "documents": list(invoice.documents.all()),
+            "disputes": dispute_invoice_card(invoice),
             "nav": "customers",
         },
     )
@@ -151,4 +157,6 @@ def statement_pdf(request: HttpRequest, customer_id: int) -> HttpResponse:
 @staff_required
 def document_download(request: HttpRequest, document_id: int) -> HttpResponseBase:
     document = get_object_or_404(Document, pk=document_id)
+    by = Downloader(actor=actor_of(request), ip=client_ip(request))
+    document_download_audit(organization=_organization(request), by=by, document=document)
     return document_response(document)

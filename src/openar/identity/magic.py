@@ -13,6 +13,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
@@ -29,6 +30,9 @@ from openar.core.errors import ServiceError
 from openar.customers.models import Contact
 from openar.identity.models import MagicLink, User
 from openar.tenants.models import STAFF_ROLES, Membership, Organization, SecurityPolicy, policy_for
+
+if TYPE_CHECKING:
+    from openar.contracts.models import Contract
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +51,11 @@ def magic_link_url(token: str, scope_: str = "") -> str:
     return f"{settings.SITE_URL}/l/{token}/"
 
 
-def _default_target(scope_: str, invoice: Invoice | None) -> str:
+def _default_target(scope_: str, invoice: Invoice | None, contract: Contract | None = None) -> str:
     if scope_ == MagicLink.Scope.INVOICE and invoice is not None:
         return f"/portal/invoices/{invoice.pk}/"
+    if scope_ == MagicLink.Scope.CONTRACT and contract is not None:
+        return f"/portal/contracts/{contract.pk}/"
     if scope_ == MagicLink.Scope.PAST_DUE:
         return "/portal/invoices/?status=past_due"
     if scope_ == MagicLink.Scope.PAY:
@@ -93,11 +99,14 @@ def _new_link(
     ttl: datetime.timedelta | None,
     max_uses: int | None,
     policy: SecurityPolicy | None = None,
+    contract: Contract | None = None,
 ) -> IssuedLink:
     """An unsaved link, and its token, for a customer's ``contact`` or for a staff
     ``membership``'s user: the one place a token is made and hashed, so that contact and
     staff links cannot drift apart. A contact's link leads into the portal; a staff link
-    to the desk. ``ttl`` and ``max_uses`` default to the organization's policy."""
+    to the desk. ``ttl`` and ``max_uses`` default to the organization's policy. A link of
+    scope "invoice" names one of the contact's invoices, one of scope "contract" one of
+    the contact's customer's contracts (its session sees that contract and nothing else)."""
     if (contact is None) == (membership is None):
         raise ValueError("A link is for a contact or for a staff membership.")
     if scope_ not in MagicLink.Scope.values:
@@ -109,6 +118,12 @@ def _new_link(
             raise ServiceError(
                 "A link to one invoice needs one of the contact's own invoices.", field="invoice"
             )
+        if scope_ == MagicLink.Scope.CONTRACT and (
+            contract is None or contract.customer_id != contact.customer_id
+        ):
+            raise ServiceError(
+                "A link to one contract needs one of the contact's own contracts.", field="contract"
+            )
         door = "/pay/" if scope_ == MagicLink.Scope.PAY else "/portal/"
         if target and not portal_path(target, door):
             raise ServiceError(
@@ -118,7 +133,7 @@ def _new_link(
                 field="target",
             )
         organization_id = contact.organization_id
-        target = target or _default_target(scope_, invoice)
+        target = target or _default_target(scope_, invoice, contract)
     else:
         assert membership is not None  # noqa: S101  (checked above; for the type checker)
         organization_id = membership.organization_id
@@ -138,6 +153,7 @@ def _new_link(
         user=membership.user if membership is not None else None,
         scope=scope_,
         invoice=invoice if scope_ == MagicLink.Scope.INVOICE else None,
+        contract=contract if scope_ == MagicLink.Scope.CONTRACT else None,
         target=target,
         max_uses=max_uses,
         expires_at=timezone.now() + ttl,
@@ -155,12 +171,14 @@ def magic_link_create(
     created_by: User | None = None,
     ttl: datetime.timedelta | None = None,
     max_uses: int | None = None,
+    contract: Contract | None = None,
 ) -> IssuedLink:
     """A new link for ``contact``; the token is in the result and nowhere else."""
     issued = _new_link(
         contact=contact,
         scope_=scope_,
         invoice=invoice,
+        contract=contract,
         target=target,
         created_by=created_by,
         ttl=ttl,
@@ -176,6 +194,7 @@ def magic_link_create(
             data={
                 "contact": contact.pk,
                 "scope": scope_,
+                **({"contract": issued.link.contract_id} if issued.link.contract_id else {}),
                 "max_uses": issued.link.max_uses,
                 "expires_at": issued.link.expires_at.isoformat(),
             },
@@ -191,10 +210,14 @@ def magic_links_create_bulk(
 
 
 def magic_links_issue(
-    requests: list[tuple[Contact, str]] | list[tuple[Contact, str, str]], *, created_by: User | None = None
+    requests: list[tuple[Contact, str]] | list[tuple[Contact, str, str]],
+    *,
+    created_by: User | None = None,
+    contract: Contract | None = None,
 ) -> list[IssuedLink]:
     """A link per (contact, scope[, target]), with their audit events, in two inserts: the
-    reminder engine makes hundreds at a time. The contacts' customers must be loaded."""
+    reminder engine makes hundreds at a time. The contacts' customers must be loaded.
+    ``contract``: the contract the links of scope "contract" lead to."""
     policies: dict[int, SecurityPolicy] = {}
     issued = []
     for request in requests:
@@ -208,6 +231,7 @@ def magic_links_issue(
                 contact=contact,
                 scope_=scope_,
                 invoice=None,
+                contract=contract,
                 target=target,
                 created_by=created_by,
                 ttl=None,
@@ -224,7 +248,12 @@ def magic_links_issue(
                     organization=item.link.contact.customer.organization,  # type: ignore[union-attr]
                     obj=item.link,
                     actor=created_by,
-                    data={"contact": item.link.contact_id, "scope": item.link.scope, "bulk": True},
+                    data={
+                        "contact": item.link.contact_id,
+                        "scope": item.link.scope,
+                        **({"contract": item.link.contract_id} if item.link.contract_id else {}),
+                        "bulk": True,
+                    },
                 )
                 for item in issued
             ]

@@ -80,6 +80,7 @@ class MagicLink(TenantModel):
         PAST_DUE = "past_due", "The past-due invoices"
         ACCOUNT = "account", "The whole account"
         PAY = "pay", "The pay page (pay, promise or arrange what is past due; nothing else)"
+        CONTRACT = "contract", "One contract to sign"
 
     token_hash = models.CharField(max_length=64, unique=True)
     contact = models.ForeignKey(
@@ -91,6 +92,9 @@ class MagicLink(TenantModel):
     scope = models.CharField(max_length=20, choices=Scope.choices, default=Scope.PAST_DUE)
     invoice = models.ForeignKey(
         "billing.Invoice", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    contract = models.ForeignKey(
+        "contracts.Contract", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     target = models.CharField(max_length=300, blank=True, help_text="Where the link lands (a path).")
     max_uses = models.PositiveIntegerField()
@@ -118,6 +122,10 @@ class MagicLink(TenantModel):
             models.CheckConstraint(
                 name="magic_link_invoice_scope",
                 condition=models.Q(scope="invoice", invoice__isnull=False) | ~models.Q(scope="invoice"),
+            ),
+            models.CheckConstraint(
+                name="magic_link_contract_scope",
+                condition=models.Q(scope="contract", contract__isnull=False) | ~models.Q(scope="contract"),
             ),
         ]
         indexes = [

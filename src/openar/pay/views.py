@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from openar.billing import selectors
 from openar.billing.presenters import short_date
 from openar.core.money import format_money
-from openar.payments.online import in_flight
+from openar.payments.online import in_flight, not_payable_now
 from openar.portal import commitments
 from openar.portal import pay as pay_pages
 from openar.portal.details import step_up_page
@@ -57,7 +57,9 @@ def home(request: HttpRequest) -> HttpResponse:
         for invoice in invoices
     ]
     total = sum((invoice.open_amount for invoice in invoices), Decimal(0))
-    payable = total - sum(flying.values(), Decimal(0))
+    # What payments in flight cover, and what open disputes hold, is not to pay now.
+    held = not_payable_now(invoice.pk for invoice in invoices)
+    payable = total - sum(held.values(), Decimal(0))
     context = {
         "customer": customer,
         "access": access,

@@ -364,7 +364,8 @@ def _due_invoices(customer: Customer, today: datetime.date, now: datetime.dateti
         .order_by("due_date", "pk")
         if invoice.pk not in held
     ]
-    flying = online.in_flight(invoice.pk for invoice in invoices)
+    # Payments in flight and open disputes are not charged (a dispute pauses its amount).
+    flying = online.not_payable_now(invoice.pk for invoice in invoices)
     return [
         online.PayLine(invoice, online.payable(invoice, flying))
         for invoice in invoices

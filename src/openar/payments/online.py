@@ -103,6 +103,19 @@ def payable(invoice: Invoice, flying: Mapping[int, Decimal]) -> Decimal:
     return max(Decimal(0), invoice.open_amount - flying.get(invoice.pk, Decimal(0)))
 
 
+def not_payable_now(invoice_ids: Iterable[int], *, checkout_token: str = "") -> dict[int, Decimal]:
+    """For each invoice, what cannot be paid now: payments in flight for it (``in_flight``)
+    and what its open disputes hold (paused until they are resolved: the customer pays
+    the undisputed part, and autopay and "everything past due" leave the rest out)."""
+    from openar.disputes.selectors import disputed_by_invoice
+
+    ids = list(invoice_ids)
+    held = in_flight(ids, checkout_token=checkout_token)
+    for invoice_id, amount in disputed_by_invoice(ids).items():
+        held[invoice_id] = held.get(invoice_id, Decimal(0)) + amount
+    return held
+
+
 def choose_lines(
     customer: Customer,
     today: datetime.date,
@@ -121,7 +134,7 @@ def choose_lines(
             "due_date", "pk"
         )
     )
-    flying = in_flight((invoice.pk for invoice in open_invoices), checkout_token=checkout_token)
+    flying = not_payable_now((invoice.pk for invoice in open_invoices), checkout_token=checkout_token)
     lines: list[PayLine] = []
     if amount is not None:
         left = quantize(amount, customer.currency)
@@ -157,7 +170,8 @@ def choose_lines(
         can = payable(invoice, flying)
         if can <= 0:
             raise ServiceError(
-                f"Invoice {invoice.number} already has a payment in progress: nothing is left to pay.",
+                f"Invoice {invoice.number} has nothing left to pay now: a payment in progress or an "
+                "open dispute covers it.",
                 field="invoices",
             )
         part = quantize((amounts or {}).get(invoice.pk, can), customer.currency)
@@ -183,6 +197,45 @@ def method_fee(settings_: PaymentSettings, method: str, base_amount: Decimal, cu
     fee = quantize(base_amount * percent / 100 + fixed, currency)
     smallest = Decimal(1).scaleb(-exponent(currency))  # a discount leaves at least one cent (or yen)
     return max(fee, -base_amount + smallest) if fee < 0 else fee
+
+
+def short_paid(lines: Iterable[PayLine]) -> list[PayLine]:
+    """The lines that pay less than what is open on their invoice and not held by an open
+    dispute: short payments, which the organization's policy must allow and which need a
+    reason. Paying all of a disputed invoice's undisputed part is no short payment."""
+    from openar.disputes.selectors import disputed_by_invoice
+
+    partial = [line for line in lines if line.partial]
+    if not partial:
+        return []
+    held = disputed_by_invoice(line.invoice.pk for line in partial)
+    return [
+        line
+        for line in partial
+        if line.amount < line.invoice.open_amount - held.get(line.invoice.pk, Decimal(0))
+    ]
+
+
+def short_pay_check(
+    settings_: PaymentSettings,
+    lines: Iterable[PayLine],
+    reason: str,
+    *,
+    organization: Organization,
+    hint: str = "",
+    field: str = "amounts",
+) -> None:
+    """Refuse a short payment the organization does not allow, or one without a reason when
+    it asks for one (ServiceError on ``field``; ``hint`` ends the first message)."""
+    if not short_paid(lines):
+        return
+    if not settings_.allow_partial:
+        raise ServiceError(
+            f"{organization.name} asks for invoices to be paid in full.{hint}", field=field, code="no_partial"
+        )
+    codes = {str(code) for code, _ in settings_.short_pay_reasons or []}
+    if codes and reason not in codes:
+        raise ServiceError("Tell us why you are paying part of an invoice.", field="short_pay_reason")
 
 
 @dataclass(frozen=True)
@@ -212,17 +265,7 @@ def payment_start(
     if not lines:
         raise ServiceError("Choose at least one invoice to pay.", field="invoices")
     organization = customer.organization
-    settings_ = payment_settings(organization)
-    if any(line.partial for line in lines):
-        if not settings_.allow_partial:
-            raise ServiceError(
-                f"{organization.name} asks for invoices to be paid in full.",
-                field="amounts",
-                code="no_partial",
-            )
-        codes = {str(code) for code, _ in settings_.short_pay_reasons or []}
-        if codes and short_pay_reason not in codes:
-            raise ServiceError("Tell us why you are paying part of an invoice.", field="short_pay_reason")
+    short_pay_check(payment_settings(organization), lines, short_pay_reason, organization=organization)
     payment = payment_create(
         customer=customer,
         lines=lines,
@@ -273,7 +316,7 @@ def payment_create(
                 state=Payment.State.PENDING,
                 provider=provider_name,
                 checkout_token=checkout_token,
-                short_pay_reason=short_pay_reason if any(line.partial for line in lines) else "",
+                short_pay_reason=short_pay_reason if short_paid(lines) else "",
                 received_at=timezone.now(),
                 recorded_by=actor if actor is not None and actor.is_authenticated else None,
                 saved_method=saved_method,

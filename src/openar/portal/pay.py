@@ -50,11 +50,14 @@ from openar.payments.online import (
     choose_lines,
     in_flight,
     method_fee,
+    not_payable_now,
     payable,
     payment_resume,
     payment_return,
     payment_settings,
     payment_start,
+    short_paid,
+    short_pay_check,
     unapplied,
 )
 from openar.payments.providers.base import ProviderError, ProviderUnavailable
@@ -84,6 +87,7 @@ class Row:
     flying: Decimal
     payable: Decimal
     days_late: int
+    disputed: Decimal = Decimal(0)  # held by open disputes: not payable until they are resolved
 
     @property
     def past_due(self) -> bool:
@@ -124,13 +128,15 @@ def _rows(access: Access, customer: Customer) -> list[Row]:
         .filter(open_amount__gt=0, currency=customer.currency)
         .order_by("due_date", "pk")
     )
-    flying = in_flight(invoice.pk for invoice in invoices)
+    ids = [invoice.pk for invoice in invoices]
+    flying, held = in_flight(ids), not_payable_now(ids)
     return [
         Row(
             invoice=invoice,
             flying=flying.get(invoice.pk, Decimal(0)),
-            payable=max(Decimal(0), invoice.open_amount - flying.get(invoice.pk, Decimal(0))),
+            payable=max(Decimal(0), invoice.open_amount - held.get(invoice.pk, Decimal(0))),
             days_late=max(0, (today - invoice.due_date).days),
+            disputed=held.get(invoice.pk, Decimal(0)) - flying.get(invoice.pk, Decimal(0)),
         )
         for invoice in invoices
     ]
@@ -250,17 +256,14 @@ def _validated(customer: Customer, rows: list[Row], choice: Choice, methods: dic
     """The lines, checked the way ``payment_start`` will check them, so that the review
     never shows a payment the confirm would refuse."""
     lines = _lines(customer, rows, choice)
-    settings_ = payment_settings(customer.organization)
-    if any(line.partial for line in lines):
-        if not settings_.allow_partial:
-            hint = " Choose the invoices to pay instead." if choice.mode == "amount" else ""
-            raise ServiceError(
-                f"{customer.organization.name} asks for invoices to be paid in full.{hint}",
-                field="amount" if choice.mode == "amount" else "amounts",
-            )
-        codes = {code for code, _ in _reasons(settings_)}
-        if codes and choice.reason not in codes:
-            raise ServiceError("Tell us why you are paying part of an invoice.", field="short_pay_reason")
+    short_pay_check(
+        payment_settings(customer.organization),
+        lines,
+        choice.reason,
+        organization=customer.organization,
+        hint=" Choose the invoices to pay instead." if choice.mode == "amount" else "",
+        field="amount" if choice.mode == "amount" else "amounts",
+    )
     if choice.method not in methods:
         raise ServiceError("Choose how you would like to pay.", field="method")
     return lines
@@ -352,6 +355,7 @@ def _choose(
             "late": f"{row.days_late} day{'s' if row.days_late != 1 else ''} late" if row.past_due else "",
             "open": format_money(row.invoice.open_amount, currency),
             "processing": format_money(row.flying, currency) if row.flying else "",
+            "disputed": format_money(row.disputed, currency) if row.disputed > 0 else "",
             "payable": format_money(row.payable, currency),
             "can_pay": row.payable > 0,
             "checked": row.invoice.pk in choice.invoice_ids,
@@ -391,7 +395,7 @@ def _review(
     total = sum((line.amount for line in lines), Decimal(0))
     credit = min(credit_available(customer), total)
     fee = method_fee(settings_, choice.method, total - credit, currency) if total > credit else Decimal(0)
-    reason = dict(_reasons(settings_)).get(choice.reason, "") if any(line.partial for line in lines) else ""
+    reason = dict(_reasons(settings_)).get(choice.reason, "") if short_paid(lines) else ""
     context = {
         **_common(access, customer),
         "choice": choice,

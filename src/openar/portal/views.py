@@ -22,10 +22,13 @@ from openar.billing.presenters import (
     invoice_row,
     statement_pdf_response,
 )
+from openar.billing.services import Downloader, document_download_audit
 from openar.billing.statements import statement_for
+from openar.core.http import client_ip
 from openar.customers.models import Customer
+from openar.disputes.portal_views import invoice_context as dispute_context
 from openar.payments.online import in_flight
-from openar.tenants.access import Access, customer_required, landing_url, require
+from openar.tenants.access import Access, actor_of, customer_required, landing_url, require
 from openar.tenants.permissions import Perm
 
 INVOICE_PAGE_SIZE = 25
@@ -162,6 +165,7 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
                 "lines": list(invoice.lines.all()),
                 "applied": selectors.invoice_applied(invoice),
                 "documents": list(invoice.documents.filter(visible_to_customer=True)),
+                **dispute_context(_access(request), invoice),
                 "nav": "invoices",
             },
         ),
@@ -186,32 +190,18 @@ def statement_pdf(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 @customer_required
-@full_account_required
-def documents(request: HttpRequest) -> HttpResponse:
-    customer = _customer(request)
-    kinds = dict(Document.Kind.choices)
-    kind = _clean(request.GET.get("kind"), kinds, "")
-    queryset = selectors.customer_documents(customer, for_customer=True)
-    if kind:
-        queryset = queryset.filter(kind=kind)
-    page = Paginator(queryset, 25).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "portal/documents.html",
-        _page(request, {"page": page, "kind": kind, "kinds": Document.Kind.choices, "nav": "documents"}),
-    )
-
-
-@require_safe
-@customer_required
 def document_download(request: HttpRequest, document_id: int) -> HttpResponseBase:
     """Any of the customer's documents in a full session; in a narrow one, only those of
     the invoices its link shows."""
     customer = _customer(request)
+    access = _access(request)
     documents = Document.objects.filter(customer=customer, visible_to_customer=True)
-    if not _access(request).can(Perm.PORTAL_FULL):
+    if not access.can(Perm.PORTAL_FULL):
         documents = documents.filter(invoice__in=_visible(request))
-    return document_response(get_object_or_404(documents, pk=document_id))
+    document = get_object_or_404(documents, pk=document_id)
+    by = Downloader(actor=actor_of(request), contact=access.contact, ip=client_ip(request))
+    document_download_audit(organization=access.organization, by=by, document=document)
+    return document_response(document)
 
 
 @require_safe

@@ -2,6 +2,8 @@
 lists them for the template editor). Amounts and dates are formatted in the contact's
 language; the invoices are the open ones that are not on hold, down to those coming due
 within the step's lead time (a step 3 days before the due date lists what is due in 3 days).
+An invoice partly under open disputes is reminded for its undisputed part only: the amounts
+quoted are what is open less what is disputed (``remindable_invoices`` annotates it).
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import formats, translation
 
 from openar.billing.models import Invoice
 from openar.commitments.models import Plan, Promise
 from openar.core.money import format_money, quantize
 from openar.customers.models import Contact, Customer, Hold
+from openar.disputes.selectors import disputed_amount
 
 
 def held_invoices(moment: datetime.datetime) -> Exists:
@@ -62,15 +65,24 @@ def planned_invoices() -> Exists:
 
 def remindable_invoices(moment: datetime.datetime) -> Any:
     """Open invoices that collection may talk about: not on hold, not covered by an open
-    promise (until its date plus grace), not in a pending or active payment plan. Only
-    dunning pauses: the invoices stay payable. Later issues add what else pauses an invoice
-    (an open dispute on its disputed amount)."""
+    promise (until its date plus grace), not in a pending or active payment plan, and not
+    disputed in full. Only dunning pauses: the invoices stay payable. Each is annotated with
+    ``disputed_amount`` (what its open disputes hold): only that part pauses, the rest is
+    reminded (``undisputed``)."""
     return (
         Invoice.objects.filter(open_amount__gt=0)
         .exclude(held_invoices(moment))
         .exclude(promised_invoices(moment))
         .exclude(planned_invoices())
+        .annotate(disputed_amount=disputed_amount())
+        .filter(open_amount__gt=F("disputed_amount"))
     )
+
+
+def undisputed(invoice: Invoice) -> Decimal:
+    """What a reminder quotes for the invoice: open, less what open disputes hold."""
+    held = getattr(invoice, "disputed_amount", None) or Decimal(0)
+    return max(Decimal(0), invoice.open_amount - quantize(held, invoice.currency))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -129,9 +141,9 @@ def context_from(
     invoices = [invoice for invoice in open_invoices if invoice.due_date <= horizon]
     currency = customer.currency
     past_due = sum(
-        (i.open_amount for i in invoices if i.due_date < today and i.currency == currency), Decimal(0)
+        (undisputed(i) for i in invoices if i.due_date < today and i.currency == currency), Decimal(0)
     )
-    total_open = sum((i.open_amount for i in open_invoices if i.currency == currency), Decimal(0))
+    total_open = sum((undisputed(i) for i in open_invoices if i.currency == currency), Decimal(0))
     oldest = invoices[0].due_date if invoices else None
     organization = customer.organization
     return {
@@ -150,7 +162,7 @@ def context_from(
                 "number": invoice.number,
                 "po_number": invoice.po_number,
                 "due_date": format_date(invoice.due_date, language),
-                "open_amount": format_money(invoice.open_amount, invoice.currency, language),
+                "open_amount": format_money(undisputed(invoice), invoice.currency, language),
                 "days_late": max(0, (today - invoice.due_date).days),
             }
             for invoice in invoices

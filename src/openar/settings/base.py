@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "openar.notifications",
     "openar.reminders",
     "openar.commitments",
+    "openar.disputes",
+    "openar.contracts",
     "django_tasks",
     "django_tasks_db",
     "openar.portal",
@@ -65,6 +67,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Refuses a too-large upload (413) before the CSRF check reads its body.
+    "openar.core.uploads.UploadLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -254,6 +258,27 @@ OPENAR_SMTP_CONNECTIONS = env_int("OPENAR_SMTP_CONNECTIONS", 4)
 # equal to this shared secret ("user:password", as django-anymail's WEBHOOK_SECRET); empty
 # turns the endpoint off (404).
 OPENAR_INBOUND_EMAIL_SECRET = env_str("OPENAR_INBOUND_EMAIL_SECRET")
+
+# Uploads (openar.core.uploads): the largest file of each kind, in MB; archives (ZIP, and the
+# zip-based office files) at most this many entries and this many MB once unpacked. clamd
+# (openar.core.clamd) scans every upload when OPENAR_CLAMD says where it listens
+# ("unix:/run/clamav/clamd.ctl" or "tcp://127.0.0.1:3310"); configured but unreachable, uploads
+# are refused. Its StreamMaxLength must be at least the largest limit here.
+OPENAR_UPLOAD_LIMITS = {
+    "document": env_int("OPENAR_UPLOAD_MAX_DOCUMENT_MB", 20) * 1024 * 1024,
+    "attachment": env_int("OPENAR_UPLOAD_MAX_ATTACHMENT_MB", 10) * 1024 * 1024,
+    "contract": env_int("OPENAR_UPLOAD_MAX_CONTRACT_MB", 20) * 1024 * 1024,
+    "import": env_int("OPENAR_UPLOAD_MAX_IMPORT_MB", 50) * 1024 * 1024,
+}
+OPENAR_ARCHIVE_MAX_MEMBERS = env_int("OPENAR_ARCHIVE_MAX_MEMBERS", 1000)
+OPENAR_ARCHIVE_MAX_SIZE = env_int("OPENAR_ARCHIVE_MAX_UNPACKED_MB", 200) * 1024 * 1024
+OPENAR_CLAMD = env_str("OPENAR_CLAMD")
+OPENAR_CLAMD_TIMEOUT = env_int("OPENAR_CLAMD_TIMEOUT", 60)  # seconds for one scan
+# Files above 2.5 MB wait in FILE_UPLOAD_TEMP_DIR, not memory, until checked and stored.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+DATA_UPLOAD_MAX_NUMBER_FILES = 20
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -42,4 +42,7 @@ TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBacken
 OPENAR_CHANNELS = {"email": "smtp", "sms": "local", "letter": "pdf", "portal": "portal"}
 OPENAR_REPLY_DOMAIN = "reply.openar.test"
 
+# Uploads are scanned only in the tests that ask for a clamd (the ``clamd`` fixture).
+OPENAR_CLAMD = ""
+
 OPENAR_SANDBOX_PAYMENTS = True  # test payments (no money) where no real provider is set up
