@@ -122,6 +122,13 @@ def demo_seed(seed: int = 7) -> None:
     from openar.billing.demo_documents import seed_demo as documents_seed
 
     documents_seed()
+    # Summit's client Metro Dental: call attempts, letters, a note and a hold on its debtors; a
+    # payment it was paid directly waiting for the collector, and a past placement file.
+    from openar.client.demo import seed_demo as client_seed
+    from openar.client.demo_money import seed_demo as client_money_seed
+
+    client_seed()
+    client_money_seed()
 
 
 def _user(email: str, name: str, password: str) -> User:

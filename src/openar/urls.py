@@ -24,6 +24,7 @@ urlpatterns = [
     path("u/<str:token>/", notification_views.unsubscribe, name="unsubscribe"),
     path("portal/", include("openar.portal.urls")),
     path("pay/", include("openar.pay.urls")),
+    path("client/", include("openar.client.urls")),
     path("desk/", include("openar.desk.urls")),
     path("welcome/", login_required(TemplateView.as_view(template_name="welcome.html")), name="welcome"),
     path("admin/", admin.site.urls),

@@ -37,6 +37,9 @@ from factories import (
 )
 from openar.billing.models import CreditNote, Document, Invoice, InvoiceLine
 from openar.billing.services import LineInput
+from openar.client.models import DirectPaymentReport, PlacementImport
+from openar.client.payments import direct_payment_report
+from openar.client.services import client_note_add
 from openar.commitments.models import Plan, Promise
 from openar.commitments.services import plan_create, plan_quote, plan_terms, promise_create
 from openar.contracts.models import Contract
@@ -51,7 +54,7 @@ from openar.disputes.services import LineClaim, dispute_open
 from openar.identity.magic import magic_link_create
 from openar.identity.models import User
 from openar.notifications.models import Channel, Message, MessageTemplate, Thread
-from openar.notifications.services import Draft, message_create, message_receive
+from openar.notifications.services import Draft, creditor_message_post, message_create, message_receive
 from openar.payments.autopay import autopay_enable, consent_text, setup_complete, setup_start
 from openar.payments.models import MethodSetup, Payment, ProviderAccount
 from openar.payments.online import choose_lines, payment_refund, payment_settings, payment_start
@@ -59,7 +62,7 @@ from openar.payments.sandbox import setup_save
 from openar.reminders.models import DunningPolicy, DunningStep
 from openar.tenants.models import Creditor, Membership, Organization, Role
 
-DOORS = ("portal", "desk")
+DOORS = ("portal", "desk", "client")
 
 
 # --- routes, from the URL conf ------------------------------------------------------------------
@@ -173,7 +176,13 @@ class Account:
     task: Task  # an open task on the collectors' worklist (the desk's plans page can mark it done)
     contract: Contract  # a signed contract (its portal and desk pages, the signed copy)
     dispute: Dispute  # an open dispute of a line of the late invoice, with its comment
+    direct_report: DirectPaymentReport  # a payment its creditor says it was paid directly
+    placement: PlacementImport  # a placement file of its creditor
     activities: list[Activity] = field(default_factory=list)
+    # An agency's debtor: its creditor client's conversation with the collectors, and a note
+    # of the creditor (set by the world; None for a supplier's customer).
+    creditor_thread: Thread | None = None
+    creditor_note: Activity | None = None
 
     @property
     def ids(self) -> dict[str, int]:
@@ -205,7 +214,11 @@ class Account:
             self.promise.note,
             self.task.summary,
             self.contract.title,
+            f"DIRECT-{self.tag}",
+            f"placement-{self.tag.lower()}.csv",
             f"Dispute comment {self.tag}",
+            f"Creditor question {self.tag}",
+            f"Creditor note {self.tag}",
         } - {""}
 
 
@@ -235,6 +248,11 @@ FILLERS: dict[str, Callable[[Account], int]] = {
     "task_id": lambda a: a.task.pk,
     "contract_id": lambda a: a.contract.pk,
     "dispute_id": lambda a: a.dispute.pk,
+    # The creditor conversations (every account has one in the world; the client door only
+    # ever answers its own creditor's).
+    "conversation_id": lambda a: (a.creditor_thread or a.thread).pk,
+    "report_id": lambda a: a.direct_report.pk,
+    "import_id": lambda a: a.placement.pk,
 }
 
 
@@ -400,7 +418,7 @@ def build_account(tag: str, customer: Customer) -> Account:
             shown_consent=contract_consent(contract),
             seen_sha256=contract.sha256,
         )
-        # A dispute of the late invoice's first line, with a file.
+        # A dispute of the late invoice's first line.
         price = dispute_reasons(organization).get(code="price")
         first_line = late.lines.order_by("position")[0]
         dispute = dispute_open(
@@ -414,6 +432,23 @@ def build_account(tag: str, customer: Customer) -> Account:
                     kind=UploadKind.ATTACHMENT,
                 )
             ],
+        )
+        # What a creditor client sends: a payment it was paid directly, and a placement file.
+        direct_report = direct_payment_report(
+            customer=customer,
+            creditor=customer.creditor,
+            amount=Decimal("1.00"),
+            received_on=days_ago(1),
+            method="cheque",
+            reference=f"DIRECT-{tag}",
+            actor=None,
+        )
+        placement = PlacementImport.objects.create(
+            organization=organization,
+            creditor=customer.creditor,
+            filename=f"placement-{lower}.csv",
+            size=1,
+            sha256="0" * 64,
         )
         lines = list(InvoiceLine.objects.filter(invoice__customer=customer).order_by("pk"))
         activities = list(Activity.objects.filter(customer=customer).order_by("pk"))
@@ -443,19 +478,22 @@ def build_account(tag: str, customer: Customer) -> Account:
         task=task,
         contract=contract,
         dispute=dispute,
+        direct_report=direct_report,
+        placement=placement,
         activities=activities,
     )
 
 
 @dataclass
 class World:
-    """Acme (customers A and B), Globex (X and Y), the agency Northwind (debtors D and E),
-    and who signs in where."""
+    """Acme (customers A and B), Globex (X and Y), the agency Northwind (debtors D and E,
+    placed by two different creditors), and who signs in where."""
 
     accounts: dict[str, Account]
     users: Users
     staff: dict[str, User]  # organization slug -> an admin of it
     portal_users: dict[str, User]  # account key -> its customer contact user
+    client_users: dict[str, User]  # agency account key -> a user of the creditor that placed it
     stranger: User  # signed in, with no membership anywhere
 
     def account(self, tag: str) -> Account:
@@ -519,10 +557,41 @@ def world(
         "X": make_member(other_supplier, Role.CUSTOMER, "ap@zeta-user.example", customer=other_customer),
         "D": make_member(agency, Role.CUSTOMER, "pat@debtor.example", customer=debtor),
     }
+    client_users = {
+        "D": users.creditor,  # City Water placed D
+        "E": make_member(agency, Role.CREDITOR, "client@mercy.example", creditor=agency_clients[1]),
+    }
+    # A supplier has no creditor clients, but its desk has the creditor-conversation pages
+    # all the same: each of its customers gets one conversation, so that those pages answer
+    # its own ids (and a customer thread's id stays a 404 there).
+    for key in ("A", "B", "X", "Y"):
+        account = accounts[key]
+        with scope(organization=account.organization):
+            message = creditor_message_post(
+                customer=account.customer,
+                author=make_user(f"creditor-{account.tag.lower()}@example.com"),
+                subject=f"Creditor question {account.tag}",
+                body=f"Creditor asks about {account.tag}",
+            )
+            account.creditor_thread = Thread.creditor_threads.get(pk=message.thread_id)
+    for key, user in client_users.items():
+        account = accounts[key]
+        with scope(organization=agency):
+            message = creditor_message_post(
+                customer=account.customer,
+                author=user,
+                subject=f"Creditor question {account.tag}",
+                body=f"Creditor asks about {account.tag}",
+            )
+            account.creditor_thread = Thread.creditor_threads.get(pk=message.thread_id)
+            account.creditor_note = client_note_add(
+                customer=account.customer, author=user, body=f"Creditor note {account.tag}"
+            )
     return World(
         accounts=accounts,
         users=users,
         staff=staff,
         portal_users=portal_users,
+        client_users=client_users,
         stranger=make_user("nobody@example.com"),
     )

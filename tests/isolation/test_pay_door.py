@@ -99,12 +99,14 @@ def test_the_pay_pages_show_only_what_is_past_due_on_the_account(world: World) -
     assert problems == []
 
 
-def test_a_pay_session_opens_no_page_of_the_portal_or_the_desk(world: World) -> None:
+def test_a_pay_session_opens_no_page_of_the_portal_the_client_portal_or_the_desk(world: World) -> None:
     me = world.account("A")
     client = pay_session(me)
     before = row_counts()
     problems = []
     for route in door_routes():
+        if route.unfillable:  # (that one fails test_every_object_route_can_be_filled)
+            continue
         path = route.fill(me.ids)
         response = fetch(client, path)
         if response.status_code not in (302, 403, 404):

@@ -674,7 +674,7 @@ def test_home_sends_each_person_to_their_door(users: Users, client: Client) -> N
         (users.admin, "/desk/"),
         (users.manager, "/desk/"),
         (users.collector, "/desk/"),
-        (users.creditor, "/welcome/"),
+        (users.creditor, "/client/"),
     ]:
         response = signed_in(user).get("/")
         assert (response.status_code, response["Location"]) == (302, door), user

@@ -152,8 +152,33 @@ class Activity(TenantModel):
         "billing.Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
     )
 
+    class Outcome(models.TextChoices):
+        """How a call attempt ended (``Kind.CALL``)."""
+
+        SPOKE = "spoke", "Spoke to the debtor"
+        PROMISED = "promised", "Promised to pay"
+        LEFT_MESSAGE = "left_message", "Left a message"
+        NO_ANSWER = "no_answer", "No answer"
+        BUSY = "busy", "Busy"
+        WRONG_NUMBER = "wrong_number", "Wrong number"
+        REFUSED = "refused", "Refused to pay"
+        DISPUTED = "disputed", "Disputes the debt"
+
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    next_action_date = models.DateField(
+        null=True, blank=True, help_text="When to try again (a call attempt): the callback's date."
+    )
+    staff_unread = models.BooleanField(
+        default=False, help_text="Written by a creditor client and not yet read by a collector."
+    )
+
     class Meta:
-        indexes = [models.Index(fields=["customer", "-occurred_at"], name="activity_customer_time")]
+        indexes = [
+            models.Index(fields=["customer", "-occurred_at"], name="activity_customer_time"),
+            models.Index(
+                fields=["customer"], condition=models.Q(staff_unread=True), name="activity_staff_unread"
+            ),
+        ]
         ordering = ["-occurred_at", "-id"]
 
     def __str__(self) -> str:

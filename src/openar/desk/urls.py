@@ -1,5 +1,6 @@
 from django.urls import path
 
+from openar.client import desk_urls as client_urls
 from openar.contracts import desk_urls as contract_urls
 from openar.desk import (
     collection,
@@ -14,6 +15,7 @@ from openar.desk import (
     reminders,
     security,
     views,
+    worklist_urls,
 )
 from openar.disputes import desk_urls as dispute_urls
 
@@ -110,4 +112,6 @@ urlpatterns = [
     path("reminders/templates/new/", reminders.template_new, name="reminder_template_new"),
     path("reminders/templates/<int:template_id>/", reminders.template_edit, name="reminder_template"),
 ]
-urlpatterns += dispute_urls.urlpatterns + contract_urls.urlpatterns
+urlpatterns += (
+    worklist_urls.urlpatterns + dispute_urls.urlpatterns + contract_urls.urlpatterns + client_urls.urlpatterns
+)

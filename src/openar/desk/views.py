@@ -18,6 +18,7 @@ from openar.core.http import client_ip
 from openar.core.money import format_money
 from openar.customers.models import Customer
 from openar.desk.commitments import customer_card
+from openar.desk.worklist import creditor_notes_on_open
 from openar.disputes.desk_views import customer_card as dispute_customer_card
 from openar.disputes.desk_views import invoice_card as dispute_invoice_card
 from openar.payments.autopay import autopay_summary, saved_methods
@@ -116,6 +117,7 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
             ),
             "policies": list(DunningPolicy.objects.filter(is_active=True).order_by("segment", "name")),
             "disputes": dispute_customer_card(customer),
+            "creditor_notes": creditor_notes_on_open(request, customer),
             "threads": list(
                 customer.threads.order_by(F("last_message_at").desc(nulls_last=True), "-pk")[:THREADS_SHOWN]
             ),

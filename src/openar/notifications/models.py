@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import models
 
 from openar.core.models import TenantModel
+from openar.core.scoping import TenantManager, UnscopedQuerySet
 
 
 def new_thread_token() -> str:
@@ -36,11 +37,45 @@ class Channel(models.TextChoices):
     PORTAL = "portal", "Portal message"
 
 
+class CustomerThreadManager(TenantManager["Thread"]):
+    """The default manager of ``Thread``: conversations with the customer only. Every page
+    that lists or opens threads (the portal, the desk's inbox and customer page, inbound
+    email by reply address) goes through it, so a creditor's conversation with the agency
+    can never reach the customer, nor be answered by email to the customer."""
+
+    audience = "customer"
+
+    def get_queryset(self) -> models.QuerySet[Thread]:
+        queryset = super().get_queryset()
+        if isinstance(queryset, UnscopedQuerySet):
+            return queryset  # refuses every read: the tenant scope comes first
+        return queryset.filter(audience=self.audience)
+
+
+class CreditorThreadManager(CustomerThreadManager):
+    """``Thread.creditor_threads``: an agency's creditor client talking with its collectors
+    about one placed account (the creditor-client portal and its desk side only)."""
+
+    audience = "creditor"
+
+
 class Thread(TenantModel):
-    """A conversation with a customer. ``token`` makes the reply address
-    (``reply+<token>@...``) and is never shown in the portal or the desk's URLs."""
+    """A conversation about a customer's account. ``token`` makes the reply address
+    (``reply+<token>@...``) and is never shown in the portal or the desk's URLs.
+
+    ``audience`` says who the other side is: the customer (every thread of the portal and
+    the desk's inbox), or the creditor client who placed the account with an agency (the
+    creditor-client portal's messages to the assigned collector). The two never mix:
+    ``Thread.objects`` holds customer threads only and ``Thread.creditor_threads`` creditor
+    threads only. In a creditor thread, ``unread_by_customer`` counts what the creditor
+    client has not read yet (the other side of staff)."""
+
+    class Audience(models.TextChoices):
+        CUSTOMER = "customer", "The customer"
+        CREDITOR = "creditor", "The creditor client"
 
     customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="threads")
+    audience = models.CharField(max_length=10, choices=Audience.choices, default=Audience.CUSTOMER)
     subject = models.CharField(max_length=300)
     token = models.CharField(max_length=40, unique=True, default=new_thread_token)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -48,6 +83,9 @@ class Thread(TenantModel):
     # Unread counts by side, kept by the services (a read is one UPDATE, not a scan).
     unread_by_staff = models.PositiveIntegerField(default=0)
     unread_by_customer = models.PositiveIntegerField(default=0)
+
+    objects = CustomerThreadManager()  # type: ignore[misc]  # the narrower default manager
+    creditor_threads = CreditorThreadManager()
 
     class Meta:
         indexes = [models.Index(fields=["customer", "-last_message_at"], name="thread_customer_time")]

@@ -26,8 +26,10 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from openar.billing.models import Document, Invoice
+from openar.core.audit import log_event
+from openar.core.errors import ServiceError
 from openar.customers.models import Activity, Contact, Customer
-from openar.customers.services import activity_record, contact_flag_address
+from openar.customers.services import activity_build, activity_record, contact_flag_address
 from openar.identity.models import User
 from openar.notifications.channels.base import (
     Attachment,
@@ -107,6 +109,8 @@ def message_create(
     commits (``send=False`` leaves it for the periodic dispatch)."""
     if channel not in Channel.values:
         raise ValueError(f"unknown channel {channel!r}")
+    if thread is not None and thread.audience != Thread.Audience.CUSTOMER:
+        raise ValueError("a creditor thread never sends to the customer: use creditor_message_reply")
     with transaction.atomic():
         if thread is None and channel in THREADED_CHANNELS:
             thread = thread_for(customer, draft.subject or "Message")
@@ -544,3 +548,130 @@ def thread_mark_read(*, thread: Thread, by_staff: bool) -> None:
         Thread.objects.filter(pk=thread.pk).update(
             **{"unread_by_staff" if by_staff else "unread_by_customer": 0}
         )
+
+
+# --- creditor threads: an agency's creditor client and the collectors -------------------------
+#
+# A creditor thread (``Thread.Audience.CREDITOR``) is about one placed account, between the
+# creditor client's users and the agency's staff. Nothing in it is ever sent to the customer:
+# messages are portal messages, read where they are written. On the account's timeline they
+# are visible to staff and the creditor only.
+
+
+def creditor_message_post(
+    *, customer: Customer, author: User, body: str, subject: str = "", thread: Thread | None = None
+) -> Message:
+    """The creditor client writes to the collectors (a new thread unless ``thread`` is
+    given): counted unread for staff, and on the timeline as unread for the collectors.
+    Callers run it inside their transaction."""
+    body = body.strip()
+    if not body:
+        raise ServiceError("Write the message first.", field="body")
+    if thread is not None and (
+        thread.audience != Thread.Audience.CREDITOR or thread.customer_id != customer.pk
+    ):
+        raise ValueError("not a creditor thread of this account")
+    now = timezone.now()
+    with transaction.atomic():
+        if thread is None:
+            subject = subject.strip()[:300] or f"About account {customer.number}"
+            thread = Thread.creditor_threads.create(
+                organization_id=customer.organization_id,
+                customer=customer,
+                subject=subject,
+                audience=Thread.Audience.CREDITOR,
+            )
+        message = Message.objects.create(
+            organization_id=customer.organization_id,
+            customer=customer,
+            thread=thread,
+            direction=Message.Direction.IN,
+            channel=Channel.PORTAL,
+            state=Message.State.RECEIVED,
+            from_address=author.email[:254],
+            subject=thread.subject[:300],
+            body_text=body,
+            created_by=author,
+            sent_at=now,
+        )
+        Thread.creditor_threads.filter(pk=thread.pk).update(
+            last_message_at=now, unread_by_staff=F("unread_by_staff") + 1
+        )
+        entry = activity_build(
+            customer=customer,
+            kind=Activity.Kind.PORTAL,
+            summary=f"Message from {author.get_full_name() or author.email} "
+            f"({customer.creditor.name}) to the collectors: {thread.subject}",
+            body=body[:2000],
+            visibility=Activity.Visibility.CREDITOR,
+            actor=author,
+            occurred_at=now,
+        )
+        entry.staff_unread = True
+        entry.save(force_insert=True)
+    return message
+
+
+def creditor_message_reply(*, thread: Thread, author: User, body: str) -> Message:
+    """Staff answer the creditor client in its thread (never the customer): unread for the
+    creditor until they open it, and on the timeline for staff and the creditor."""
+    if thread.audience != Thread.Audience.CREDITOR:
+        raise ValueError("not a creditor thread")
+    body = body.strip()
+    if not body:
+        raise ServiceError("Write the reply first.", field="body")
+    now = timezone.now()
+    customer = thread.customer
+    with transaction.atomic():
+        message = Message.objects.create(
+            organization_id=customer.organization_id,
+            customer=customer,
+            thread=thread,
+            direction=Message.Direction.OUT,
+            channel=Channel.PORTAL,
+            state=Message.State.DELIVERED,
+            subject=reply_subject_of(thread.subject),
+            body_text=body,
+            created_by=author,
+            sent_at=now,
+            delivered_at=now,
+        )
+        Thread.creditor_threads.filter(pk=thread.pk).update(
+            last_message_at=now, unread_by_customer=F("unread_by_customer") + 1, unread_by_staff=0
+        )
+        activity_record(
+            customer=customer,
+            kind=Activity.Kind.PORTAL,
+            summary=f"{author.get_full_name() or author.email} answered {customer.creditor.name}: "
+            f"{thread.subject}",
+            body=body[:2000],
+            visibility=Activity.Visibility.CREDITOR,
+            actor=author,
+            occurred_at=now,
+        )
+        log_event(
+            "openar.creditor_thread.replied",
+            organization=customer.organization,
+            obj=message,
+            actor=author,
+            data={"thread": thread.pk, "customer": customer.pk},
+        )
+    return message
+
+
+def creditor_thread_mark_read(*, thread: Thread, by_staff: bool) -> None:
+    """Everything in the creditor thread from the other side is read now."""
+    if thread.audience != Thread.Audience.CREDITOR:
+        raise ValueError("not a creditor thread")
+    now = timezone.now()
+    direction = Message.Direction.IN if by_staff else Message.Direction.OUT
+    with transaction.atomic():
+        Message.objects.filter(thread=thread, direction=direction, read_at__isnull=True).update(read_at=now)
+        Thread.creditor_threads.filter(pk=thread.pk).update(
+            **{"unread_by_staff" if by_staff else "unread_by_customer": 0}
+        )
+
+
+def reply_subject_of(subject: str) -> str:
+    """One "Re: ", however long the conversation goes on."""
+    return (subject if subject.lower().startswith("re:") else f"Re: {subject}")[:300]

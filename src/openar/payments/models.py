@@ -32,6 +32,7 @@ class Payment(TenantModel):
         PAYPAL = "paypal", "PayPal"
         CASH = "cash", "Cash"
         OTHER = "other", "Other"
+        DIRECT = "direct", "Paid directly to the creditor"
 
     creditor = models.ForeignKey("tenants.Creditor", on_delete=models.PROTECT, related_name="payments")
     customer = models.ForeignKey(  # indexed by payment_customer_time

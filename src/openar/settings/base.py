@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "openar.commitments",
     "openar.disputes",
     "openar.contracts",
+    "openar.client",
     "django_tasks",
     "django_tasks_db",
     "openar.portal",

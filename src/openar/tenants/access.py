@@ -164,6 +164,8 @@ def landing_url(access: Access | None, *, signed_in: bool = False) -> str:
         return "/desk/"
     if access.can(Perm.PAY_VIEW):
         return "/pay/"
+    if access.can(Perm.CLIENT_VIEW):
+        return "/client/"
     return "/welcome/"
 
 
