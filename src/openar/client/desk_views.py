@@ -18,16 +18,12 @@ from __future__ import annotations
 import re
 import uuid
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
-from django.core.mail import send_mail
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Left
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -39,16 +35,16 @@ from openar.billing.models import Invoice
 from openar.client.models import DirectPaymentReport
 from openar.client.money_views import ClientAmountField
 from openar.client.payments import direct_payment_confirm, direct_payment_reject, report_commission
-from openar.client.services import MAX_MESSAGE
+from openar.client.services import MAX_MESSAGE, creditor_answer_send, creditor_recipients
 from openar.core.errors import ServiceError
 from openar.core.money import format_money
 from openar.customers.models import Customer
 from openar.identity.models import User
 from openar.notifications.models import Message, Thread
-from openar.notifications.services import creditor_message_reply, creditor_thread_mark_read
+from openar.notifications.services import creditor_thread_mark_read
 from openar.payments.services import AllocationInput
 from openar.tenants.access import access_of, actor_of, require, staff_required
-from openar.tenants.models import Creditor, Membership, Organization, Role
+from openar.tenants.models import Creditor, Organization
 from openar.tenants.permissions import Perm
 
 collector_required = require(Perm.DESK_COLLECT)
@@ -330,55 +326,12 @@ def _author(request: HttpRequest) -> User:
     return user
 
 
-def _who(user: User) -> str:
-    return user.get_full_name() or user.email
-
-
 def creditor_conversations() -> QuerySet[Thread]:
     """Every conversation of the organization's creditor clients (the request's tenant
     scope), never a customer thread."""
     return Thread.creditor_threads.select_related(
         "customer", "customer__creditor", "customer__assigned_collector"
     )
-
-
-def creditor_recipients(thread: Thread) -> list[User]:
-    """Who hears of an answer: the client's users who wrote in the conversation and can
-    still sign in, else every active user of the client (the writer has left)."""
-    members = Membership.objects.filter(
-        role=Role.CREDITOR,
-        creditor_id=thread.customer.creditor_id,
-        is_active=True,
-        user__is_active=True,
-    ).exclude(user__email="")
-    writers = Message.objects.filter(thread=thread, direction=Message.Direction.IN).values("created_by")
-    found = list(User.objects.filter(pk__in=members.filter(user__in=writers).values("user")).order_by("pk"))
-    return found or list(User.objects.filter(pk__in=members.values("user")).order_by("pk"))
-
-
-def creditor_answer_send(*, thread: Thread, author: User, body: str) -> tuple[Message, list[User]]:
-    """A collector answers the creditor client in its conversation
-    (``creditor_message_reply``: unread for the client, on the account's timeline for staff
-    and the client, audited), and the client's users of the conversation are told by email
-    once it commits. Returns the answer and who is told."""
-    body = body.strip()
-    if len(body) > MAX_MESSAGE:
-        raise ServiceError(f"Keep the answer to {MAX_MESSAGE} characters or fewer.", field="body")
-    customer = thread.customer
-    organization = customer.organization
-    with transaction.atomic():
-        message = creditor_message_reply(thread=thread, author=author, body=body)
-        told = creditor_recipients(thread)
-        subject = f"{organization.name} answered about {customer.name} ({customer.number})"
-        text = (
-            f"{_who(author)} of {organization.name} answered your message “{thread.subject}” "
-            f"about {customer.name} ({customer.number}):\n\n{body}\n\n"
-            f"Read it and answer: {settings.SITE_URL}{reverse('client:thread', args=[thread.pk])}\n\n"
-            f"{organization.name}\n"
-        )
-        for user in told:
-            transaction.on_commit(partial(send_mail, subject, text, None, [user.email], fail_silently=True))
-    return message, told
 
 
 @require_safe

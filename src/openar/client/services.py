@@ -13,8 +13,12 @@ lock.
 from __future__ import annotations
 
 import datetime
+from functools import partial
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from openar.client.selectors import holds_releasable_by
@@ -31,7 +35,8 @@ from openar.customers.services import (
 from openar.identity.models import User
 from openar.notifications.models import Message, Thread
 from openar.notifications.notices import tell_ar
-from openar.notifications.services import creditor_message_post
+from openar.notifications.services import creditor_message_post, creditor_message_reply
+from openar.tenants.models import Membership, Role
 
 MAX_NOTE = 5000
 MAX_MESSAGE = 5000
@@ -273,3 +278,43 @@ def client_message_send(
             f"{_who(author)} of {customer.creditor.name} wrote:\n\n{body}",
         )
     return message
+
+
+def creditor_recipients(thread: Thread) -> list[User]:
+    """Who hears of an answer: the client's users who wrote in the conversation and can
+    still sign in, else every active user of the client (the writer has left)."""
+    members = Membership.objects.filter(
+        role=Role.CREDITOR,
+        creditor_id=thread.customer.creditor_id,
+        is_active=True,
+        user__is_active=True,
+    ).exclude(user__email="")
+    writers = Message.objects.filter(thread=thread, direction=Message.Direction.IN).values("created_by")
+    found = list(User.objects.filter(pk__in=members.filter(user__in=writers).values("user")).order_by("pk"))
+    return found or list(User.objects.filter(pk__in=members.values("user")).order_by("pk"))
+
+
+def creditor_answer_send(*, thread: Thread, author: User, body: str) -> tuple[Message, list[User]]:
+    """A collector answers the creditor client in its conversation
+    (``creditor_message_reply``: unread for the client, on the account's timeline for staff
+    and the client, audited), and the client's users of the conversation are told by email
+    once it commits. Returns the answer and who is told."""
+    body = body.strip()
+    if len(body) > MAX_MESSAGE:
+        raise ServiceError(f"Keep the answer to {MAX_MESSAGE} characters or fewer.", field="body")
+    customer = thread.customer
+    organization = customer.organization
+    with transaction.atomic():
+        message = creditor_message_reply(thread=thread, author=author, body=body)
+        told = creditor_recipients(thread)
+        subject = f"{organization.name} answered about {customer.name} ({customer.number})"
+        who = author.get_full_name() or author.email
+        text = (
+            f"{who} of {organization.name} answered your message “{thread.subject}” "
+            f"about {customer.name} ({customer.number}):\n\n{body}\n\n"
+            f"Read it and answer: {settings.SITE_URL}{reverse('client:thread', args=[thread.pk])}\n\n"
+            f"{organization.name}\n"
+        )
+        for user in told:
+            transaction.on_commit(partial(send_mail, subject, text, None, [user.email], fail_silently=True))
+    return message, told
